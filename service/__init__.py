@@ -1,0 +1,1 @@
+"""Tracemill's service: HTTP API, queue, shards and export around a database."""

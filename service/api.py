@@ -1,0 +1,163 @@
+"""HTTP API under ``/v1``: thin routes over ``jobs.py``; errors mapped to status codes in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from service import jobs, shards
+from service.db import make_engine, upgrade_schema
+from service.errors import InvalidJob, JobNotFound, JobStateConflict, TracemillError, UnknownVerifier
+from service.schemas import JobCreated, JobIn, JobOut, JobSummary, PromptsIn, SamplePage, ShardOut
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: dict[type[TracemillError], int] = {
+    JobNotFound: status.HTTP_404_NOT_FOUND,
+    InvalidJob: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    UnknownVerifier: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    JobStateConflict: status.HTTP_409_CONFLICT,
+}
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc if part != "body")
+
+
+async def _flusher(engine: Engine, settings: Settings) -> None:
+    """Turn committed samples into shards, and finished jobs into done ones, until cancelled."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                shards.flush_all, engine, settings.shard_root, shard_rows=settings.shard_rows
+            )
+        except Exception:  # a bad pass must not end the flusher; the next pass retries
+            log.exception("shard flush failed; retrying")
+        await asyncio.sleep(settings.flush_interval)
+
+
+def create_app(settings: Settings | None = None, *, run_flusher: bool = True) -> FastAPI:
+    """The FastAPI app; migrations run and orphaned shard files are removed on start-up."""
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(upgrade_schema, settings.database_url)
+        await asyncio.to_thread(shards.remove_orphans, engine, settings.shard_root)
+        flusher = asyncio.create_task(_flusher(engine, settings)) if run_flusher else None
+        yield
+        if flusher is not None:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        engine.dispose()
+
+    app = FastAPI(
+        title="Tracemill",
+        summary="Rejection sampling from a reasoning teacher into SFT data for a student.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_request_bytes:
+            return JSONResponse(
+                {
+                    "message": f"request body over {settings.max_request_bytes} bytes; send prompts in pages "
+                    "with POST /v1/jobs/{id}/prompts"
+                },
+                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(e["loc"]), "message": e["msg"].removeprefix("Value error, "), "type": e["type"]}
+            for e in exc.errors()
+        ]
+        message = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        return JSONResponse({"message": message, "errors": errors}, status_code=422)
+
+    @app.exception_handler(TracemillError)
+    async def tracemill_error(_request: Request, exc: TracemillError) -> JSONResponse:
+        code = next((c for cls, c in STATUS_OF.items() if isinstance(exc, cls)), 500)
+        body: dict[str, Any] = {"message": exc.message}
+        if isinstance(exc, InvalidJob) and exc.field:
+            body["errors"] = [{"field": exc.field, "message": exc.message, "type": "invalid_job"}]
+        return JSONResponse(body, status_code=code)
+
+    @app.get("/v1/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness: answers once the API is up and its database reachable."""
+        return {"status": "ok"}
+
+    @app.post("/v1/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
+    def create_job(job: JobIn, response: Response) -> JobCreated:
+        """Create a job and queue one task per prompt (with ``start: false``, a draft to fill in pages).
+
+        A job with an ``idempotency_key`` already used returns that job (200) instead of a second one.
+        """
+        created = jobs.create_job(engine, job)
+        if not created.created:
+            response.status_code = status.HTTP_200_OK
+        return created
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[JobSummary]:
+        """Jobs, newest first."""
+        return jobs.list_jobs(engine, limit)
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    def get_job(job_id: str) -> JobOut:
+        """Status, tasks done/total, samples accepted/rejected, acceptance per verifier, reasons."""
+        return jobs.get_job(engine, job_id)
+
+    @app.post("/v1/jobs/{job_id}/prompts", tags=["jobs"])
+    def add_prompts(job_id: str, page: PromptsIn) -> dict[str, int]:
+        """Add a page of prompts to a draft job."""
+        return {"num_tasks": jobs.add_prompts(engine, job_id, page.prompts)}
+
+    @app.post("/v1/jobs/{job_id}/start", tags=["jobs"])
+    def start_job(job_id: str) -> JobOut:
+        """Queue a draft job's tasks."""
+        jobs.start_job(engine, job_id)
+        return jobs.get_job(engine, job_id)
+
+    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
+    def cancel_job(job_id: str) -> JobOut:
+        """Stop new claims; running tasks finish and accepted samples are kept."""
+        jobs.cancel_job(engine, job_id)
+        return jobs.get_job(engine, job_id)
+
+    @app.get("/v1/jobs/{job_id}/samples", tags=["samples"])
+    def list_samples(
+        job_id: str,
+        status: Literal["accepted", "rejected"] | None = None,
+        reason: Annotated[str | None, Query(max_length=120, description="e.g. format:unclosed_think")] = None,
+        cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> SamplePage:
+        """A page of samples with their verdicts, filtered by status and rejection reason."""
+        return jobs.list_samples(engine, job_id, status=status, reason=reason, cursor=cursor, limit=limit)
+
+    @app.get("/v1/jobs/{job_id}/shards", tags=["samples"])
+    def list_shards(job_id: str) -> list[ShardOut]:
+        """The job's Parquet shards (paths relative to the shard directory)."""
+        return jobs.list_shards(engine, job_id, settings.shard_root)
+
+    return app

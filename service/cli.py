@@ -1,0 +1,289 @@
+"""``tracemill serve|worker|submit|status|demo|db|teacher-standin``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from service.errors import TracemillError
+from service.settings import Settings
+
+PROMPT_PAGE = 5_000
+SCHEMA_WAIT_S = 120.0
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.api import create_app
+
+    _logging()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level="info",
+        access_log=False,
+    )
+    return 0
+
+
+def _wait_for_schema(url: str) -> None:
+    from service.db import make_engine, schema_is_current
+
+    engine = make_engine(url)
+    deadline = time.monotonic() + SCHEMA_WAIT_S
+    try:
+        while not schema_is_current(engine):
+            if time.monotonic() > deadline:
+                raise TracemillError("the database schema is not current: run `tracemill db upgrade`")
+            logging.info(
+                "waiting for the database schema (started by `tracemill serve` or `tracemill db upgrade`)"
+            )
+            time.sleep(1)
+    finally:
+        engine.dispose()
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from service.db import make_engine
+    from verifiers.runner import VerifierRunner
+    from workers.loop import Worker, install_signal_handlers
+
+    _logging()
+    _wait_for_schema(settings.database_url)
+    engine = make_engine(settings.database_url)
+    runner = VerifierRunner(processes=args.verifier_processes, timeout_s=args.verifier_timeout)
+
+    async def work() -> None:
+        worker = Worker(
+            engine,
+            runner,
+            settings.lease_seconds,
+            settings.max_attempts,
+            args.max_in_flight or settings.max_in_flight,
+            exit_when_idle=args.exit_when_idle,
+        )
+        install_signal_handlers(worker)
+        await worker.run()
+
+    try:
+        asyncio.run(work())
+    finally:
+        runner.close()
+        engine.dispose()
+    return 0
+
+
+def _job_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
+    teacher = body.setdefault("teacher", {})
+    for key, value in (
+        ("base_url", args.teacher_url),
+        ("model", args.model),
+        ("api_key_env", args.api_key_env),
+    ):
+        if value is not None:
+            teacher[key] = value
+    sampling = body.setdefault("sampling", {})
+    for key in ("temperature", "top_p", "max_tokens", "seed"):
+        if getattr(args, key) is not None:
+            sampling[key] = getattr(args, key)
+    if args.n is not None:
+        body["n"] = args.n
+    if args.verifier:
+        body["verifiers"] = [{"name": name} for name in args.verifier]
+    for key in ("name", "system_prompt", "prompt_template", "idempotency_key"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    return body
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from service.client import ApiClient
+    from service.report import follow, summary
+    from service.sources import Fields, read_prompts
+
+    fields = Fields(
+        prompt=args.prompt_field,
+        id=args.id_field,
+        reference=args.reference_field,
+        tests=args.tests_field,
+        split=args.split,
+    )
+    client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
+    created = client.create_job({**_job_body(args), "prompts": [], "start": False})
+    job_id, page, total = created["id"], [], 0
+    for prompt in read_prompts(Path(args.input), fields):
+        page.append(prompt)
+        if len(page) == PROMPT_PAGE:
+            total = client.add_prompts(job_id, page)["num_tasks"]
+            page = []
+    if page:
+        total = client.add_prompts(job_id, page)["num_tasks"]
+    client.start_job(job_id)
+    print(job_id)
+    print(f"queued {total} prompts", file=sys.stderr)
+    if args.no_follow:
+        return 0
+    job = follow(client, job_id)
+    print(summary(job, client.shards(job_id)), file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from service.client import ApiClient
+    from service.report import follow, summary
+
+    client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
+    job = follow(client, args.job) if args.follow else client.job(args.job)
+    print(json.dumps(job, indent=2) if args.json else summary(job, client.shards(args.job)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from service.demo import run_demo
+
+    return run_demo(
+        settings, teacher_url=args.teacher_url, model=args.model, n=args.n, api_key_env=args.api_key_env
+    )
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from service.db import downgrade_schema, upgrade_schema
+
+    if args.action == "upgrade":
+        upgrade_schema(settings.database_url, args.revision or "head")
+    else:
+        downgrade_schema(settings.database_url, args.revision or "base")
+    return 0
+
+
+def cmd_standin(args: argparse.Namespace, _settings: Settings) -> int:
+    from service.standin import StandinConfig, serve_standin
+
+    config = StandinConfig(
+        model=args.model,
+        correct_share=args.correct_share,
+        ttft_s=args.ttft,
+        token_delay_s=args.token_delay,
+        max_concurrency=args.max_concurrency,
+        error_429_rate=args.error_429_rate,
+        error_503_rate=args.error_503_rate,
+        hang_rate=args.hang_rate,
+        fault_seed=args.fault_seed,
+    )
+
+    def ready(port: int) -> None:
+        print(f"stand-in teacher listening on http://{args.host}:{port}/v1", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_standin(config, args.host, args.port, ready))
+    return 0
+
+
+def _teacher_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teacher-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--model", help="teacher model name (the demo asks the server when omitted)")
+    parser.add_argument("--api-key-env", help="environment variable that holds the teacher's API key")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from service.standin import DEFAULT_MODEL, StandinConfig
+
+    parser = argparse.ArgumentParser(prog="tracemill", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (migrates the database, writes shards)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=cmd_serve)
+
+    worker = sub.add_parser("worker", help="claim tasks and call the teacher")
+    worker.add_argument("--max-in-flight", type=int, help="teacher requests open at once")
+    worker.add_argument("--verifier-processes", type=int, help="verifier pool size (default: cores)")
+    worker.add_argument("--verifier-timeout", type=float, default=10.0, help="seconds per verifier call")
+    worker.add_argument("--exit-when-idle", action="store_true", help="stop once the queue is empty")
+    worker.set_defaults(run=cmd_worker)
+
+    submit = sub.add_parser("submit", help="submit prompts from JSONL, Parquet or a datasets folder")
+    submit.add_argument("input", help="a .jsonl or .parquet file, or a folder saved by datasets")
+    submit.add_argument("--api", help="Tracemill API URL (default from TRACEMILL_HOST/PORT)")
+    submit.add_argument("--config", help="JSON file with job settings (teacher, sampling, verifiers, ...)")
+    _teacher_options(submit)
+    submit.add_argument("-n", type=int, help="samples per prompt")
+    submit.add_argument("--temperature", type=float)
+    submit.add_argument("--top-p", type=float)
+    submit.add_argument("--max-tokens", type=int)
+    submit.add_argument("--seed", type=int)
+    submit.add_argument("--verifier", action="append", help="verifier to apply (repeat)")
+    submit.add_argument("--name")
+    submit.add_argument("--system-prompt")
+    submit.add_argument("--prompt-template", help="wraps each prompt; must contain {prompt}")
+    submit.add_argument("--idempotency-key")
+    submit.add_argument("--prompt-field", default="prompt", help="column with the prompt text or messages")
+    submit.add_argument("--id-field", default="id", help="column with the prompt id (default: row number)")
+    submit.add_argument("--reference-field", default="reference", help="column with the reference answer")
+    submit.add_argument("--tests-field", default="tests", help="column with the tests")
+    submit.add_argument("--split", default="train", help="split of a datasets folder")
+    submit.add_argument("--no-follow", action="store_true", help="print the job id and return")
+    submit.set_defaults(run=cmd_submit)
+
+    status = sub.add_parser("status", help="show a job")
+    status.add_argument("job")
+    status.add_argument("--api")
+    status.add_argument("--follow", action="store_true", help="show progress until it finishes")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=cmd_status)
+
+    demo = sub.add_parser("demo", help="run a whole job on loopback with the stand-in teacher")
+    _teacher_options(demo)
+    demo.add_argument("-n", type=int, default=4, help="samples per prompt")
+    demo.set_defaults(run=cmd_demo)
+
+    db = sub.add_parser("db", help="migrate the database")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("--revision")
+    db.set_defaults(run=cmd_db)
+
+    defaults = StandinConfig()
+    standin = sub.add_parser("teacher-standin", help="run the deterministic stand-in teacher")
+    standin.add_argument("--host", default="127.0.0.1")
+    standin.add_argument("--port", type=int, default=8000)
+    standin.add_argument("--model", default=DEFAULT_MODEL)
+    standin.add_argument("--correct-share", type=float, default=defaults.correct_share)
+    standin.add_argument("--ttft", type=float, default=defaults.ttft_s, help="seconds to first token")
+    standin.add_argument(
+        "--token-delay", type=float, default=defaults.token_delay_s, help="seconds per token"
+    )
+    standin.add_argument("--max-concurrency", type=int, default=defaults.max_concurrency)
+    standin.add_argument("--error-429-rate", type=float, default=0.0)
+    standin.add_argument("--error-503-rate", type=float, default=0.0)
+    standin.add_argument("--hang-rate", type=float, default=0.0)
+    standin.add_argument("--fault-seed", type=int, default=0)
+    standin.set_defaults(run=cmd_standin)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args, Settings()))
+    except TracemillError as exc:
+        print(f"tracemill: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

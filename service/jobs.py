@@ -1,0 +1,324 @@
+"""Jobs: create one with its tasks in one transaction, add prompt pages, start, cancel, report."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from service.db import reading, utcnow, writing
+from service.errors import InvalidJob, JobNotFound, JobStateConflict
+from service.models import Job, Sample, Shard, Task, Verdict
+from service.schemas import (
+    FailedTask,
+    JobCreated,
+    JobIn,
+    JobOut,
+    JobSummary,
+    PromptIn,
+    SampleCounts,
+    SampleOut,
+    SamplePage,
+    ShardOut,
+    TaskCounts,
+    VerdictOut,
+    VerifierStats,
+)
+
+FAILED_TASKS_SHOWN = 20
+INSERT_CHUNK = 5_000
+
+
+def _messages(prompt: PromptIn, spec: dict[str, Any]) -> list[dict[str, str]]:
+    """The exact conversation the teacher will be sent for this prompt."""
+    if prompt.messages is not None:
+        turns = [m.model_dump() for m in prompt.messages]
+    else:
+        template = spec.get("prompt_template") or "{prompt}"
+        turns = [{"role": "user", "content": template.replace("{prompt}", prompt.prompt or "")}]
+    system = spec.get("system_prompt")
+    if system and turns[0]["role"] != "system":
+        turns.insert(0, {"role": "system", "content": system})
+    return turns
+
+
+def _insert_tasks(
+    conn: Connection, job_id: str, spec: dict[str, Any], prompts: list[PromptIn], status: str
+) -> None:
+    repeated = [pid for pid, count in Counter(p.id for p in prompts).items() if count > 1]
+    if repeated:
+        raise InvalidJob(f"prompts: prompt id {repeated[0]!r} appears more than once", field="prompts")
+    now = utcnow()
+    rows = [
+        {
+            "job_id": job_id,
+            "prompt_id": p.id,
+            "messages": _messages(p, spec),
+            "reference": p.reference,
+            "tests": p.tests,
+            "status": status,
+            "attempt": 0,
+            "not_before": now,
+            "n_samples": 0,
+            "n_accepted": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+        }
+        for p in prompts
+    ]
+    try:
+        for start in range(0, len(rows), INSERT_CHUNK):
+            conn.execute(insert(Task), rows[start : start + INSERT_CHUNK])
+    except IntegrityError as exc:
+        raise InvalidJob("prompts: a prompt id is already in this job", field="prompts") from exc
+    conn.execute(update(Job).where(Job.id == job_id).values(num_tasks=Job.num_tasks + len(rows)))
+
+
+def create_job(engine: Engine, job: JobIn) -> JobCreated:
+    """Store the job and queue one task per prompt, all or nothing."""
+    if job.idempotency_key:
+        with reading(engine) as conn:
+            existing = conn.execute(
+                select(Job.id, Job.status, Job.num_tasks).where(Job.idempotency_key == job.idempotency_key)
+            ).first()
+        if existing:
+            return JobCreated(
+                id=existing.id, status=existing.status, num_tasks=existing.num_tasks, created=False
+            )
+    job_id = uuid.uuid4().hex
+    now = utcnow()
+    status = "running" if job.start else "draft"
+    spec = job.spec()
+    with writing(engine) as conn:
+        conn.execute(
+            insert(Job).values(
+                id=job_id,
+                name=job.name,
+                status=status,
+                spec=spec,
+                idempotency_key=job.idempotency_key,
+                num_tasks=0,
+                created_at=now,
+                started_at=now if job.start else None,
+            )
+        )
+        _insert_tasks(conn, job_id, spec, job.prompts, "queued" if job.start else "draft")
+    return JobCreated(id=job_id, status=status, num_tasks=len(job.prompts), created=True)
+
+
+def _job_row(conn: Connection, job_id: str) -> Any:
+    row = conn.execute(select(Job).where(Job.id == job_id)).first()
+    if row is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return row
+
+
+def add_prompts(engine: Engine, job_id: str, prompts: list[PromptIn]) -> int:
+    """Add a page of prompts to a draft job; returns the job's task count."""
+    with writing(engine) as conn:
+        job = _job_row(conn, job_id)
+        if job.status != "draft":
+            raise JobStateConflict(f"job {job_id} is {job.status}; prompts can only be added to a draft")
+        _insert_tasks(conn, job_id, job.spec, prompts, "draft")
+        return int(conn.execute(select(Job.num_tasks).where(Job.id == job_id)).scalar_one())
+
+
+def start_job(engine: Engine, job_id: str) -> None:
+    """Queue a draft job's tasks."""
+    with writing(engine) as conn:
+        job = _job_row(conn, job_id)
+        if job.status != "draft":
+            raise JobStateConflict(f"job {job_id} is {job.status}; only a draft can be started")
+        if job.num_tasks == 0:
+            raise InvalidJob("prompts: the job has no prompts yet", field="prompts")
+        now = utcnow()
+        conn.execute(
+            update(Task)
+            .where(Task.job_id == job_id, Task.status == "draft")
+            .values(status="queued", not_before=now)
+        )
+        conn.execute(update(Job).where(Job.id == job_id).values(status="running", started_at=now))
+
+
+def cancel_job(engine: Engine, job_id: str) -> None:
+    """Stop new claims; tasks already running finish and what was accepted is kept."""
+    with writing(engine) as conn:
+        job = _job_row(conn, job_id)
+        if job.status in ("done", "cancelled"):
+            raise JobStateConflict(f"job {job_id} is already {job.status}")
+        conn.execute(
+            update(Task)
+            .where(Task.job_id == job_id, Task.status.in_(("draft", "queued")))
+            .values(status="cancelled", finished_at=utcnow())
+        )
+        conn.execute(update(Job).where(Job.id == job_id).values(status="cancelled"))
+
+
+def task_counts(conn: Connection, job_id: str) -> TaskCounts:
+    rows = conn.execute(
+        select(Task.status, func.count()).where(Task.job_id == job_id).group_by(Task.status)
+    ).all()
+    counts = {status: n for status, n in rows}
+    return TaskCounts(total=sum(counts.values()), **counts)
+
+
+def _rate(accepted: int, total: int) -> float | None:
+    return round(accepted / total, 4) if total else None
+
+
+def get_job(engine: Engine, job_id: str) -> JobOut:
+    """A job with its progress, acceptance per verifier and rejection reasons."""
+    with reading(engine) as conn:
+        job = _job_row(conn, job_id)
+        tasks = task_counts(conn, job_id)
+        sums = conn.execute(
+            select(
+                func.coalesce(func.sum(Task.n_samples), 0),
+                func.coalesce(func.sum(Task.n_accepted), 0),
+                func.coalesce(func.sum(Task.prompt_tokens), 0),
+                func.coalesce(func.sum(Task.completion_tokens), 0),
+            ).where(Task.job_id == job_id)
+        ).one()
+        per_verifier = conn.execute(
+            select(Verdict.verifier, func.count(), func.sum(case((Verdict.accepted, 1), else_=0)))
+            .where(Verdict.job_id == job_id)
+            .group_by(Verdict.verifier)
+        ).all()
+        reasons = conn.execute(
+            select(Verdict.reason, func.count())
+            .where(Verdict.job_id == job_id, Verdict.reason.is_not(None))
+            .group_by(Verdict.reason)
+        ).all()
+        failed = conn.execute(
+            select(Task.prompt_id, Task.attempt, Task.last_error)
+            .where(Task.job_id == job_id, Task.status == "failed")
+            .order_by(Task.id)
+            .limit(FAILED_TASKS_SHOWN)
+        ).all()
+        shards = conn.execute(
+            select(func.count()).select_from(Shard).where(Shard.job_id == job_id)
+        ).scalar_one()
+    total, accepted = int(sums[0]), int(sums[1])
+    order = [v["name"] for v in job.spec.get("verifiers", [])]
+    stats = sorted(
+        (
+            VerifierStats(
+                name=name, accepted=int(acc), rejected=int(n - acc), acceptance_rate=_rate(int(acc), n)
+            )
+            for name, n, acc in per_verifier
+        ),
+        key=lambda s: order.index(s.name) if s.name in order else len(order),
+    )
+    return JobOut(
+        id=job.id,
+        name=job.name,
+        status=job.status,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        spec=job.spec,
+        tasks=tasks,
+        samples=SampleCounts(
+            total=total, accepted=accepted, rejected=total - accepted, acceptance_rate=_rate(accepted, total)
+        ),
+        verifiers=stats,
+        rejection_reasons=dict(sorted(((r, int(n)) for r, n in reasons), key=lambda kv: -kv[1])),
+        tokens={"prompt": int(sums[2]), "completion": int(sums[3])},
+        failed_tasks=[FailedTask(prompt_id=p, attempt=a, last_error=e) for p, a, e in failed],
+        shards=int(shards),
+    )
+
+
+def list_jobs(engine: Engine, limit: int = 100) -> list[JobSummary]:
+    with reading(engine) as conn:
+        jobs = conn.execute(select(Job).order_by(Job.created_at.desc()).limit(limit)).all()
+        return [
+            JobSummary(
+                id=j.id,
+                name=j.name,
+                status=j.status,
+                created_at=j.created_at,
+                finished_at=j.finished_at,
+                tasks=task_counts(conn, j.id),
+            )
+            for j in jobs
+        ]
+
+
+def list_samples(
+    engine: Engine,
+    job_id: str,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+    cursor: int | None = None,
+    limit: int = 50,
+) -> SamplePage:
+    """A page of samples in id order (keyset pagination: ``cursor`` is the last id seen)."""
+    query = (
+        select(Sample, Task.prompt_id, Task.messages, Task.reference)
+        .join(Task, Task.id == Sample.task_id)
+        .where(Sample.job_id == job_id)
+        .order_by(Sample.id)
+        .limit(limit + 1)
+    )
+    if status is not None:
+        query = query.where(Sample.accepted.is_(status == "accepted"))
+    if reason is not None:
+        query = query.where(
+            Sample.id.in_(select(Verdict.sample_id).where(Verdict.job_id == job_id, Verdict.reason == reason))
+        )
+    if cursor is not None:
+        query = query.where(Sample.id > cursor)
+    with reading(engine) as conn:
+        _job_row(conn, job_id)
+        rows = conn.execute(query).all()
+        page = rows[:limit]
+        ids = [row.id for row in page]
+        verdicts: dict[int, list[VerdictOut]] = {i: [] for i in ids}
+        if ids:
+            for v in conn.execute(select(Verdict).where(Verdict.sample_id.in_(ids))):
+                verdicts[v.sample_id].append(
+                    VerdictOut(verifier=v.verifier, accepted=v.accepted, reason=v.reason, details=v.details)
+                )
+    items = [
+        SampleOut(
+            id=s.id,
+            prompt_id=s.prompt_id,
+            sample_index=s.sample_index,
+            messages=s.messages,
+            reference=s.reference,
+            completion=s.completion,
+            think=s.think,
+            answer=s.answer,
+            finish_reason=s.finish_reason,
+            completion_tokens=s.completion_tokens,
+            accepted=s.accepted,
+            reason=s.reason,
+            verdicts=verdicts[s.id],
+        )
+        for s in page
+    ]
+    return SamplePage(items=items, next_cursor=ids[-1] if len(rows) > limit else None)
+
+
+def list_shards(engine: Engine, job_id: str, root: Path) -> list[ShardOut]:
+    """The job's shards as the database records them (never by globbing a folder)."""
+    with reading(engine) as conn:
+        _job_row(conn, job_id)
+        rows = conn.execute(select(Shard).where(Shard.job_id == job_id).order_by(Shard.id)).all()
+    return [
+        ShardOut(
+            id=s.id,
+            kind=s.kind,
+            path=s.path,
+            location=str(root / s.path),
+            num_rows=s.num_rows,
+            num_bytes=s.num_bytes,
+        )
+        for s in rows
+    ]

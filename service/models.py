@@ -1,0 +1,146 @@
+"""Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts, shards.
+
+The schema is created by Alembic only (``migrations/``); ``tests/test_migrations.py`` checks that the
+migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Job(Base):
+    """A generation job: its settings in ``spec``, its prompts as tasks."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # draft | running | cancelled | done
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    num_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Task(Base):
+    """One prompt of a job; the unit a worker claims under a lease."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("job_id", "prompt_id"),
+        Index(None, "status", "not_before"),
+        Index(None, "status", "lease_expires_at"),
+        Index(None, "job_id", "status"),
+        Index(None, "owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    prompt_id: Mapped[str] = mapped_column(String(200))
+    messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # exactly what the teacher is sent
+    reference: Mapped[str | None] = mapped_column(Text)
+    tests: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # draft | queued | running | done | failed | cancelled
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    not_before: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    n_samples: Mapped[int] = mapped_column(Integer, default=0)
+    n_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Shard(Base):
+    """A Parquet file that counts: a shard exists only once this row is committed."""
+
+    __tablename__ = "shards"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # accepted | rejected
+    path: Mapped[str] = mapped_column(String(500), unique=True)  # relative to the shard root
+    num_rows: Mapped[int] = mapped_column(Integer)
+    num_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Sample(Base):
+    """One completion of a task, keyed by (task, sample index) so a retry cannot double it."""
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        UniqueConstraint("task_id", "sample_index"),
+        Index(None, "job_id", "accepted", "id"),
+        Index(None, "shard_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    sample_index: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    completion: Mapped[str] = mapped_column(Text)
+    think: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(120))  # the first rejection, for quick display
+    shard_id: Mapped[int | None] = mapped_column(ForeignKey("shards.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Verdict(Base):
+    """What one verifier said of one sample; every verifier that ran leaves one."""
+
+    __tablename__ = "verdicts"
+    __table_args__ = (
+        Index(None, "job_id", "verifier", "accepted"),
+        Index(None, "job_id", "reason"),
+    )
+
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
+    verifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(120))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+metadata = Base.metadata

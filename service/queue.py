@@ -1,0 +1,272 @@
+"""Every task-queue statement: claim under a lease, renew, finish, retry, fail, release.
+
+Writes that a worker makes for a task are fenced on (task, owner, attempt): a worker whose lease ran
+out and was taken over matches no row, gets ``LeaseLost`` and writes nothing. A claim picks a batch of
+queued tasks in one short write transaction; on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets many workers
+claim at once without waiting on each other (SQLite ignores it and serialises writers instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from service.db import utcnow, writing
+from service.errors import LeaseLost
+from service.models import Sample, Task, Verdict
+
+ERROR_TEXT_LIMIT = 2_000
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """What a worker needs to run one task; ``attempt`` fences its writes."""
+
+    id: int
+    job_id: str
+    prompt_id: str
+    messages: list[dict[str, str]]
+    reference: str | None
+    tests: list[dict[str, Any]] | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class NewVerdict:
+    verifier: str
+    accepted: bool
+    reason: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NewSample:
+    """A completion ready to commit; its key is (task, sample_index)."""
+
+    sample_index: int
+    completion: str
+    think: str | None
+    answer: str | None
+    finish_reason: str | None
+    completion_tokens: int
+    verdicts: Sequence[NewVerdict] = field(default_factory=tuple)
+
+    @property
+    def accepted(self) -> bool:
+        return all(v.accepted for v in self.verdicts)
+
+    @property
+    def reason(self) -> str | None:
+        return next((v.reason for v in self.verdicts if not v.accepted), None)
+
+
+def _requeue_expired(conn: Connection, max_attempts: int) -> None:
+    """Give back tasks whose worker stopped renewing; fail those out of attempts."""
+    now = utcnow()
+    expired = (Task.status == "running", Task.lease_expires_at < now)
+    conn.execute(
+        update(Task)
+        .where(*expired, Task.attempt >= max_attempts)
+        .values(
+            status="failed",
+            owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            last_error=f"lease expired on attempt {max_attempts} of {max_attempts}",
+        )
+    )
+    conn.execute(
+        update(Task)
+        .where(*expired, Task.attempt < max_attempts)
+        .values(
+            status="queued",
+            owner=None,
+            lease_expires_at=None,
+            not_before=now,
+            last_error="lease expired: the worker stopped renewing it",
+        )
+    )
+
+
+def claim(
+    engine: Engine, owner: str, limit: int, lease_seconds: float, max_attempts: int
+) -> list[ClaimedTask]:
+    """Lease up to ``limit`` queued tasks to ``owner``, oldest first."""
+    if limit <= 0:
+        return []
+    now = utcnow()
+    with writing(engine) as conn:
+        _requeue_expired(conn, max_attempts)
+        ready = (
+            select(Task.id)
+            .where(Task.status == "queued", Task.not_before <= now)
+            .order_by(Task.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = conn.execute(
+            update(Task)
+            .where(Task.id.in_(ready.scalar_subquery()))
+            .values(
+                status="running",
+                owner=owner,
+                attempt=Task.attempt + 1,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+            )
+            .returning(
+                Task.id, Task.job_id, Task.prompt_id, Task.messages, Task.reference, Task.tests, Task.attempt
+            )
+        ).all()
+    return sorted((ClaimedTask(*row) for row in rows), key=lambda t: t.id)
+
+
+def renew(engine: Engine, owner: str, lease_seconds: float) -> set[int]:
+    """Extend every lease ``owner`` still holds; returns the ids of those tasks."""
+    with writing(engine) as conn:
+        rows = conn.execute(
+            update(Task)
+            .where(Task.owner == owner, Task.status == "running")
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .returning(Task.id)
+        ).scalars()
+        return set(rows)
+
+
+def _fenced(task_id: int, owner: str, attempt: int) -> tuple[Any, ...]:
+    return (Task.id == task_id, Task.owner == owner, Task.attempt == attempt, Task.status == "running")
+
+
+def finish(
+    engine: Engine, task: ClaimedTask, owner: str, samples: Sequence[NewSample], prompt_tokens: int
+) -> None:
+    """Commit a task's samples and mark it done, in one transaction.
+
+    Raises:
+        LeaseLost: the lease is no longer ours; nothing was written.
+    """
+    now = utcnow()
+    with writing(engine) as conn:
+        done = conn.execute(
+            update(Task)
+            .where(*_fenced(task.id, owner, task.attempt))
+            .values(
+                status="done",
+                owner=None,
+                lease_expires_at=None,
+                finished_at=now,
+                last_error=None,
+                n_samples=len(samples),
+                n_accepted=sum(s.accepted for s in samples),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=sum(s.completion_tokens for s in samples),
+            )
+        )
+        if done.rowcount != 1:
+            raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
+        if not samples:
+            return
+        sample_rows = [
+            {
+                "task_id": task.id,
+                "job_id": task.job_id,
+                "sample_index": s.sample_index,
+                "attempt": task.attempt,
+                "completion": s.completion,
+                "think": s.think,
+                "answer": s.answer,
+                "finish_reason": s.finish_reason,
+                "completion_tokens": s.completion_tokens,
+                "accepted": s.accepted,
+                "reason": s.reason,
+                "created_at": now,
+            }
+            for s in samples
+        ]
+        ids = (
+            conn.execute(insert(Sample).returning(Sample.id, sort_by_parameter_order=True), sample_rows)
+            .scalars()
+            .all()
+        )
+        verdict_rows = [
+            {
+                "sample_id": sample_id,
+                "job_id": task.job_id,
+                "verifier": v.verifier,
+                "accepted": v.accepted,
+                "reason": v.reason,
+                "details": v.details,
+            }
+            for sample_id, s in zip(ids, samples, strict=True)
+            for v in s.verdicts
+        ]
+        if verdict_rows:
+            conn.execute(insert(Verdict), verdict_rows)
+
+
+def retry(
+    engine: Engine, task: ClaimedTask, owner: str, error: str, *, delay_s: float, max_attempts: int
+) -> str:
+    """Put a task back after a retryable fault, or fail it when its attempts are spent.
+
+    Returns:
+        The task's new status, ``queued`` or ``failed``.
+    """
+    now = utcnow()
+    error = error[:ERROR_TEXT_LIMIT]
+    if task.attempt >= max_attempts:
+        values: dict[str, Any] = {
+            "status": "failed",
+            "finished_at": now,
+            "last_error": f"attempt {task.attempt} of {max_attempts}: {error}",
+        }
+    else:
+        values = {"status": "queued", "not_before": now + timedelta(seconds=delay_s), "last_error": error}
+    with writing(engine) as conn:
+        moved = conn.execute(
+            update(Task)
+            .where(*_fenced(task.id, owner, task.attempt))
+            .values(owner=None, lease_expires_at=None, **values)
+        )
+        if moved.rowcount != 1:
+            raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
+    return str(values["status"])
+
+
+def fail(engine: Engine, task: ClaimedTask, owner: str, error: str) -> None:
+    """Fail a task for good (the teacher rejected its request itself)."""
+    with writing(engine) as conn:
+        moved = conn.execute(
+            update(Task)
+            .where(*_fenced(task.id, owner, task.attempt))
+            .values(
+                status="failed",
+                owner=None,
+                lease_expires_at=None,
+                finished_at=utcnow(),
+                last_error=error[:ERROR_TEXT_LIMIT],
+            )
+        )
+        if moved.rowcount != 1:
+            raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
+
+
+def release(engine: Engine, owner: str, task_ids: Sequence[int]) -> int:
+    """Hand unfinished tasks back on a clean shutdown, without spending an attempt."""
+    if not task_ids:
+        return 0
+    with writing(engine) as conn:
+        return conn.execute(
+            update(Task)
+            .where(Task.id.in_(task_ids), Task.owner == owner, Task.status == "running")
+            .values(
+                status="queued",
+                owner=None,
+                lease_expires_at=None,
+                attempt=Task.attempt - 1,
+                not_before=utcnow(),
+            )
+        ).rowcount

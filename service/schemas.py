@@ -1,0 +1,271 @@
+"""API request and response models; a bad field is a 422 whose message names it."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from service.errors import UnknownVerifier
+from verifiers.registry import validate_options
+
+MAX_PROMPTS_PER_REQUEST = 100_000
+MAX_PROMPT_CHARS = 200_000
+MAX_SAMPLES_PER_PROMPT = 256
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=MAX_PROMPT_CHARS)
+
+
+class PromptIn(Strict):
+    """One prompt: text or chat messages, with an optional reference answer and tests."""
+
+    id: str = Field(min_length=1, max_length=200)
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    messages: list[Message] | None = Field(default=None, min_length=1)
+    reference: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    tests: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_prompt_or_messages(self) -> PromptIn:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' (text) or 'messages' (chat)")
+        return self
+
+
+class TeacherIn(Strict):
+    """An OpenAI-compatible server; its API key is read by workers from ``api_key_env``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "base_url": "http://127.0.0.1:8000/v1",
+                    "model": "deepseek-ai/DeepSeek-R1",
+                    "api_key_env": "TEACHER_KEY",
+                }
+            ]
+        },
+    )
+
+    base_url: str = Field(description="Base URL ending in /v1, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(min_length=1, max_length=300)
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the key."
+    )
+    timeout_s: float = Field(default=600.0, gt=0, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in ("api_key", "key", "token")):
+            raise ValueError(
+                "teacher.api_key: keys are never accepted inline; set the key in the workers' "
+                "environment and name the variable in 'api_key_env'"
+            )
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; use api_key_env")
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_VAR_NAME.match(value):
+            raise ValueError("must be an environment variable name such as TEACHER_API_KEY")
+        return value
+
+
+class SamplingIn(Strict):
+    """Sampling settings sent to the teacher; R1's recommended temperature and top_p by default."""
+
+    temperature: float = Field(default=0.6, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=4096, ge=1, le=1_000_000)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class VerifierIn(Strict):
+    name: str
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _known_and_valid(self) -> VerifierIn:
+        try:
+            validate_options(self.name, self.options)
+        except UnknownVerifier as exc:
+            raise ValueError(f"name: {exc.message}") from None
+        except PydanticValidationError as exc:
+            problems = "; ".join(
+                f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"verifier {self.name!r}: {problems}") from None
+        return self
+
+
+class JobIn(Strict):
+    """A generation job. ``start: false`` creates a draft to which prompts are added in pages."""
+
+    name: str | None = Field(default=None, max_length=200)
+    teacher: TeacherIn
+    sampling: SamplingIn = SamplingIn()
+    n: int = Field(default=4, ge=1, le=MAX_SAMPLES_PER_PROMPT, description="Samples per prompt.")
+    verifiers: list[VerifierIn] = Field(default_factory=lambda: [VerifierIn(name="format")])
+    system_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt_template: str | None = Field(
+        default=None,
+        max_length=MAX_PROMPT_CHARS,
+        description="Wraps text prompts; must contain '{prompt}'.",
+    )
+    prompts: list[PromptIn] = Field(default_factory=list, max_length=MAX_PROMPTS_PER_REQUEST)
+    start: bool = True
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _has_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and "{prompt}" not in value:
+            raise ValueError("must contain the placeholder '{prompt}'")
+        return value
+
+    @field_validator("verifiers")
+    @classmethod
+    def _distinct(cls, value: list[VerifierIn]) -> list[VerifierIn]:
+        names = [v.name for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each verifier may be named once")
+        return value
+
+    @model_validator(mode="after")
+    def _prompts_when_starting(self) -> JobIn:
+        if self.start and not self.prompts:
+            raise ValueError("prompts: at least one prompt is needed to start a job (or send start=false)")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """What is stored with the job: everything but the prompts."""
+        return self.model_dump(exclude={"prompts", "start", "idempotency_key", "name"})
+
+
+class PromptsIn(Strict):
+    prompts: list[PromptIn] = Field(min_length=1, max_length=MAX_PROMPTS_PER_REQUEST)
+
+
+class JobCreated(BaseModel):
+    id: str
+    status: str
+    num_tasks: int
+    created: bool = Field(description="False when an equal idempotency key returned an existing job.")
+
+
+class TaskCounts(BaseModel):
+    total: int = 0
+    draft: int = 0
+    queued: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class SampleCounts(BaseModel):
+    total: int
+    accepted: int
+    rejected: int
+    acceptance_rate: float | None
+
+
+class VerifierStats(BaseModel):
+    name: str
+    accepted: int
+    rejected: int
+    acceptance_rate: float | None
+
+
+class FailedTask(BaseModel):
+    prompt_id: str
+    attempt: int
+    last_error: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str | None
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any]
+    tasks: TaskCounts
+    samples: SampleCounts
+    verifiers: list[VerifierStats]
+    rejection_reasons: dict[str, int]
+    tokens: dict[str, int]
+    failed_tasks: list[FailedTask]
+    shards: int
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str | None
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    tasks: TaskCounts
+
+
+class VerdictOut(BaseModel):
+    verifier: str
+    accepted: bool
+    reason: str | None
+    details: dict[str, Any]
+
+
+class SampleOut(BaseModel):
+    id: int
+    prompt_id: str
+    sample_index: int
+    messages: list[dict[str, str]]
+    reference: str | None
+    completion: str
+    think: str | None
+    answer: str | None
+    finish_reason: str | None
+    completion_tokens: int
+    accepted: bool
+    reason: str | None
+    verdicts: list[VerdictOut]
+
+
+class SamplePage(BaseModel):
+    items: list[SampleOut]
+    next_cursor: int | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class ShardOut(BaseModel):
+    id: int
+    kind: str
+    path: str = Field(description="Relative to the shard directory.")
+    location: str = Field(description="Where the server wrote it: an absolute path.")
+    num_rows: int
+    num_bytes: int

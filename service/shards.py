@@ -1,0 +1,248 @@
+"""Parquet shards: committed samples, written atomically and recorded in the database.
+
+A shard is all or nothing: it is written under a temporary name, fsynced and renamed, and it counts
+only once the database records it together with its samples, in one transaction that also checks no
+other flusher took any of them. A crash leaves at most an unrecorded file, which ``remove_orphans``
+deletes; readers list shards from the database, never by globbing a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, func, insert, select, update
+
+from service.db import reading, utcnow, writing
+from service.errors import ShardWriteError
+from service.models import Job, Sample, Shard, Task, Verdict
+
+log = logging.getLogger(__name__)
+
+TMP_SUFFIX = ".tmp"
+ID_CHUNK = 500
+ORPHAN_GRACE_S = 300.0
+
+_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+_VERDICT = pa.struct(
+    [("verifier", pa.string()), ("accepted", pa.bool_()), ("reason", pa.string()), ("details", pa.string())]
+)
+SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.int64()),
+        ("job_id", pa.string()),
+        ("task_id", pa.int64()),
+        ("prompt_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("attempt", pa.int32()),
+        ("messages", pa.list_(_MESSAGE)),
+        ("reference", pa.string()),
+        ("completion", pa.string()),
+        ("think", pa.string()),
+        ("answer", pa.string()),
+        ("finish_reason", pa.string()),
+        ("completion_tokens", pa.int32()),
+        ("accepted", pa.bool_()),
+        ("reasons", pa.list_(pa.string())),
+        ("verdicts", pa.list_(_VERDICT)),
+        ("teacher_model", pa.string()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    shards: int
+    rows: int
+
+
+def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` committed samples of one kind not yet in a shard, with their verdicts."""
+    with reading(engine) as conn:
+        model = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()["teacher"]["model"]
+        samples = conn.execute(
+            select(Sample, Task.prompt_id, Task.messages, Task.reference)
+            .join(Task, Task.id == Sample.task_id)
+            .where(Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None))
+            .order_by(Sample.id)
+            .limit(limit)
+        ).all()
+        ids = [s.id for s in samples]
+        verdicts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
+            for v in conn.execute(select(Verdict).where(Verdict.sample_id.in_(chunk))):
+                verdicts[v.sample_id].append(
+                    {
+                        "verifier": v.verifier,
+                        "accepted": v.accepted,
+                        "reason": v.reason,
+                        "details": json.dumps(v.details),
+                    }
+                )
+    return [
+        {
+            "sample_id": s.id,
+            "job_id": s.job_id,
+            "task_id": s.task_id,
+            "prompt_id": s.prompt_id,
+            "sample_index": s.sample_index,
+            "attempt": s.attempt,
+            "messages": s.messages,
+            "reference": s.reference,
+            "completion": s.completion,
+            "think": s.think,
+            "answer": s.answer,
+            "finish_reason": s.finish_reason,
+            "completion_tokens": s.completion_tokens,
+            "accepted": s.accepted,
+            "reasons": [v["reason"] for v in verdicts[s.id] if v["reason"]],
+            "verdicts": verdicts[s.id],
+            "teacher_model": model,
+            "created_at": s.created_at,
+        }
+        for s in samples
+    ]
+
+
+def write_atomically(table: pa.Table, path: Path) -> int:
+    """Write ``table`` to ``path`` via a temporary file, fsync and rename; returns its size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ShardWriteError(f"could not write shard {path}: {exc}") from exc
+    return path.stat().st_size
+
+
+def _write_shard(engine: Engine, root: Path, job_id: str, kind: str, rows: list[dict[str, Any]]) -> None:
+    first = rows[0]["sample_id"]
+    relative = f"{job_id}/{kind}/part-{first:012d}-{secrets.token_hex(3)}.parquet"
+    path = root / relative
+    size = write_atomically(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    ids = [r["sample_id"] for r in rows]
+    try:
+        with writing(engine) as conn:
+            shard_id = conn.execute(
+                insert(Shard)
+                .values(
+                    job_id=job_id,
+                    kind=kind,
+                    path=relative,
+                    num_rows=len(rows),
+                    num_bytes=size,
+                    created_at=utcnow(),
+                )
+                .returning(Shard.id)
+            ).scalar_one()
+            marked = 0
+            for start in range(0, len(ids), ID_CHUNK):
+                marked += conn.execute(
+                    update(Sample)
+                    .where(Sample.id.in_(ids[start : start + ID_CHUNK]), Sample.shard_id.is_(None))
+                    .values(shard_id=shard_id)
+                ).rowcount
+            if marked != len(ids):  # another flusher took some: roll back, ours never counted
+                raise ShardWriteError(f"{len(ids) - marked} samples were already in another shard")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def flush_job(engine: Engine, root: Path, job_id: str, *, shard_rows: int, final: bool) -> FlushResult:
+    """Write full shards of the job's unflushed samples; with ``final``, the remainder too."""
+    shards = rows_written = 0
+    for kind, accepted in (("accepted", True), ("rejected", False)):
+        while True:
+            rows = _rows(engine, job_id, accepted, shard_rows)
+            if not rows or (len(rows) < shard_rows and not final):
+                break
+            _write_shard(engine, root, job_id, kind, rows)
+            shards += 1
+            rows_written += len(rows)
+    return FlushResult(shards, rows_written)
+
+
+def flush_all(engine: Engine, root: Path, *, shard_rows: int) -> FlushResult:
+    """One flusher pass: write shards for every active job; mark finished jobs done once flushed."""
+    with reading(engine) as conn:
+        jobs = conn.execute(select(Job.id, Job.status).where(Job.status.in_(("running", "cancelled")))).all()
+    shards = rows = 0
+    for job_id, status in jobs:
+        with reading(engine) as conn:
+            active = conn.execute(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.job_id == job_id, Task.status.in_(("draft", "queued", "running")))
+            ).scalar_one()
+            pending = conn.execute(
+                select(func.count())
+                .select_from(Sample)
+                .where(Sample.job_id == job_id, Sample.shard_id.is_(None))
+            ).scalar_one()
+        if pending:
+            result = flush_job(engine, root, job_id, shard_rows=shard_rows, final=active == 0)
+            shards, rows = shards + result.shards, rows + result.rows
+        if active == 0 and status == "running":
+            _mark_done(engine, job_id)
+    return FlushResult(shards, rows)
+
+
+def _mark_done(engine: Engine, job_id: str) -> None:
+    with writing(engine) as conn:
+        unflushed = conn.execute(
+            select(func.count()).select_from(Sample).where(Sample.job_id == job_id, Sample.shard_id.is_(None))
+        ).scalar_one()
+        if unflushed == 0:
+            conn.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running")
+                .values(status="done", finished_at=utcnow())
+            )
+
+
+def remove_orphans(engine: Engine, root: Path, grace_s: float = ORPHAN_GRACE_S) -> list[Path]:
+    """Delete files under ``root`` that no shard row records (a crash's leftovers).
+
+    Only files older than ``grace_s`` go, so a flusher elsewhere that has renamed its file but not
+    yet committed it keeps it.
+    """
+    if not root.exists():
+        return []
+    with reading(engine) as conn:
+        recorded = set(conn.execute(select(Shard.path)).scalars())
+    cutoff = time.time() - grace_s
+    removed = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path.relative_to(root).as_posix() in recorded:
+            continue
+        if path.stat().st_mtime <= cutoff:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.warning("removed %d shard files the database does not record", len(removed))
+    return removed
+
+
+def read_shard(root: Path, relative: str) -> pa.Table:
+    return pq.read_table(root / relative)

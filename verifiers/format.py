@@ -1,0 +1,68 @@
+"""R1's template check: one closed, non-empty ``<think>`` block, then a non-empty answer."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from verifiers.base import Candidate, Verdict
+
+NAME = "format"
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+class FormatOptions(BaseModel):
+    """``require_answer_tag``: insist on ``<answer>…</answer>`` rather than R1's plain answer.
+    ``allow_missing_open_tag``: accept a completion that starts inside the think block, as when the
+    chat template already opened it (R1-distill templates do)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    require_answer_tag: bool = False
+    allow_missing_open_tag: bool = True
+
+
+class FormatVerifier:
+    """Rejects a missing, unclosed, repeated or empty think block, and an empty or stray answer."""
+
+    name: ClassVar[str] = NAME
+    Options: ClassVar[type[BaseModel]] = FormatOptions
+
+    def __init__(self, options: BaseModel) -> None:
+        assert isinstance(options, FormatOptions)
+        self.options = options
+
+    def verify(self, candidate: Candidate) -> Verdict:
+        text = candidate.completion
+        opens, closes = text.count("<think>"), text.count("</think>")
+        if opens > 1 or closes > 1:
+            return Verdict.reject(NAME, "repeated_think", opens=opens, closes=closes)
+        if closes == 0:
+            code = "unclosed_think" if opens else "missing_think"
+            return Verdict.reject(NAME, code)
+        before, _, after = text.partition("</think>")
+        if opens == 0 and not self.options.allow_missing_open_tag:
+            return Verdict.reject(NAME, "missing_open_think")
+        if opens == 1 and before.strip() and not before.lstrip().startswith("<think>"):
+            return Verdict.reject(NAME, "text_before_think")
+        if not before.replace("<think>", "").strip():
+            return Verdict.reject(NAME, "empty_think")
+        return self._check_answer(after)
+
+    def _check_answer(self, after: str) -> Verdict:
+        if "<answer>" in after or "</answer>" in after:
+            blocks = _ANSWER_BLOCK.findall(after)
+            if len(blocks) != 1 or after.count("<answer>") != 1:
+                return Verdict.reject(NAME, "malformed_answer_tag")
+            if not blocks[0].strip():
+                return Verdict.reject(NAME, "empty_answer")
+            if after.split("</answer>", 1)[1].strip():
+                return Verdict.reject(NAME, "text_after_answer")
+            return Verdict.accept(template="answer_tag")
+        if self.options.require_answer_tag:
+            return Verdict.reject(NAME, "missing_answer_tag")
+        if not after.strip():
+            return Verdict.reject(NAME, "empty_answer")
+        return Verdict.accept(template="plain")

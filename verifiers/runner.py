@@ -1,0 +1,136 @@
+"""Run a job's verifiers over a task's samples in a process pool, each call under a deadline.
+
+A verifier that raises or overruns becomes a rejection (``<name>:error`` / ``<name>:timeout``); it can
+never take the worker down. Inside a pool process every verifier call runs under SIGALRM (pool
+processes run calls on their main thread, where signals work). Should a call hang where no signal can
+reach it, the parent's wall-clock deadline expires, the pool's processes are killed and the pool is
+replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from verifiers.base import Candidate, Verdict, Verifier
+from verifiers.registry import load_verifier
+
+DEFAULT_TIMEOUT_S = 10.0
+DEADLINE_SLACK_S = 5.0
+ERROR_TEXT_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """A verifier as a job names it."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+NamedVerdict = tuple[str, Verdict]
+
+
+class _OverranError(Exception):
+    pass
+
+
+def _on_alarm(_signum: int, _frame: Any) -> None:
+    raise _OverranError
+
+
+@lru_cache(maxsize=256)
+def _instance(name: str, options_json: str) -> Verifier:
+    cls = load_verifier(name)
+    return cls(cls.Options.model_validate(json.loads(options_json)))
+
+
+def _run_one(spec: VerifierSpec, candidate: Candidate, timeout_s: float) -> Verdict:
+    try:
+        verifier = _instance(spec.name, json.dumps(spec.options, sort_keys=True))
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        try:
+            return verifier.verify(candidate)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _OverranError:
+        return Verdict.reject(spec.name, "timeout", seconds=timeout_s)
+    except Exception as exc:  # a plugin's bug must become a verdict, not a lost sample
+        return Verdict.reject(spec.name, "error", error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
+
+
+def verify_batch(
+    specs: Sequence[VerifierSpec], candidates: Sequence[Candidate], timeout_s: float
+) -> list[list[NamedVerdict]]:
+    """Every verifier over every candidate; runs inside a pool process."""
+    return [[(spec.name, _run_one(spec, c, timeout_s)) for spec in specs] for c in candidates]
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to stop a hung worker before Python 3.14
+    # (terminate_workers); shutdown() would wait for it forever.
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+
+
+class VerifierRunner:
+    """Owns the process pool; ``verify`` is safe to await from many tasks at once."""
+
+    def __init__(self, processes: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.processes = processes or os.cpu_count() or 1
+        self.timeout_s = timeout_s
+        self._pool = self._new_pool()
+        self.pools_replaced = 0
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the worker process runs threads (event loop, DB pool) that fork would copy.
+        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        if self._pool is broken:
+            _kill(broken)
+            self._pool = self._new_pool()
+            self.pools_replaced += 1
+
+    async def verify(
+        self, specs: Sequence[VerifierSpec], candidates: Sequence[Candidate]
+    ) -> list[list[NamedVerdict]]:
+        """Verdicts of every spec for every candidate, in order."""
+        if not specs or not candidates:
+            return [[] for _ in candidates]
+        deadline = self.timeout_s * len(specs) * len(candidates) + DEADLINE_SLACK_S
+        loop = asyncio.get_running_loop()
+        for _ in range(2):
+            pool = self._pool
+            future = loop.run_in_executor(pool, verify_batch, list(specs), list(candidates), self.timeout_s)
+            try:
+                return await asyncio.wait_for(future, deadline)
+            except TimeoutError:
+                self._replace(pool)
+                return _all(specs, candidates, "timeout", seconds=deadline, hung=True)
+            except BrokenProcessPool:
+                # Another call's hang or a crashed process broke the pool: retry once on a new one.
+                self._replace(pool)
+        return _all(specs, candidates, "error", error="verifier process crashed")
+
+    def close(self) -> None:
+        _kill(self._pool)
+
+
+def _all(
+    specs: Sequence[VerifierSpec], candidates: Sequence[Candidate], code: str, **details: Any
+) -> list[list[NamedVerdict]]:
+    return [[(s.name, Verdict.reject(s.name, code, **details)) for s in specs] for _ in candidates]

@@ -1,0 +1,1 @@
+"""Teacher workers: claim tasks, call the teacher, verify, commit samples."""

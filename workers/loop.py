@@ -1,0 +1,160 @@
+"""The worker loop: claim batches, keep up to ``max_in_flight`` tasks running, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
+
+from service import queue
+from service.db import reading
+from service.errors import LeaseLost
+from service.models import Job
+from service.queue import ClaimedTask
+from verifiers.runner import VerifierRunner
+from workers.lease import heartbeat
+from workers.process import JobPlan, TaskProcessor
+from workers.teacher import TeacherClient
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_S = 0.5
+SHUTDOWN_GRACE_S = 30.0
+
+
+def new_owner() -> str:
+    """A worker identity that is unique across hosts and restarts."""
+    return f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    lost: int = 0
+
+
+@dataclass
+class Worker:
+    """Claims tasks and runs them concurrently until ``stop()``; then finishes or releases them."""
+
+    engine: Engine
+    runner: VerifierRunner
+    lease_seconds: float
+    max_attempts: int
+    max_in_flight: int
+    owner: str = field(default_factory=new_owner)
+    exit_when_idle: bool = False
+    stats: WorkerStats = field(default_factory=WorkerStats)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: dict[int, asyncio.Task[str]] = field(default_factory=dict)
+    _plans: dict[str, JobPlan] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _plan(self, job_id: str) -> JobPlan:
+        if job_id not in self._plans:
+            with reading(self.engine) as conn:
+                spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
+            self._plans[job_id] = JobPlan.from_spec(spec)
+        return self._plans[job_id]
+
+    def _cancel(self, task_ids: set[int]) -> None:
+        for task_id in task_ids:
+            if task_id in self._tasks:
+                self._tasks[task_id].cancel()
+
+    def _settle(self, task_id: int, task: asyncio.Task[str]) -> None:
+        self._tasks.pop(task_id, None)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, LeaseLost):
+            self.stats.lost += 1
+            log.warning("%s", exc.message)
+        elif exc is not None:
+            log.error("task %s crashed", task_id, exc_info=exc)
+        else:
+            outcome = task.result()
+            if outcome == "done":
+                self.stats.done += 1
+            elif outcome == "failed":
+                self.stats.failed += 1
+            else:
+                self.stats.retried += 1
+
+    async def _claim(self) -> list[ClaimedTask]:
+        free = self.max_in_flight - len(self._tasks)
+        try:
+            return await asyncio.to_thread(
+                queue.claim, self.engine, self.owner, free, self.lease_seconds, self.max_attempts
+            )
+        except OperationalError as exc:
+            log.warning("claim failed, retrying: %s", exc)
+            return []
+
+    async def run(self) -> WorkerStats:
+        """Work until stopped (or, with ``exit_when_idle``, until the queue is empty)."""
+        log.info("worker %s started (max_in_flight=%d)", self.owner, self.max_in_flight)
+        connector = aiohttp.TCPConnector(limit=self.max_in_flight * 2)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            processor = TaskProcessor(
+                self.engine, self.owner, TeacherClient(session), self.runner, self.max_attempts
+            )
+            beat = asyncio.create_task(
+                heartbeat(self.engine, self.owner, self.lease_seconds, lambda: set(self._tasks), self._cancel)
+            )
+            try:
+                await self._serve(processor)
+            finally:
+                beat.cancel()
+                await self._shut_down()
+        log.info("worker %s stopped: %s", self.owner, self.stats)
+        return self.stats
+
+    async def _serve(self, processor: TaskProcessor) -> None:
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                claimed = await self._claim() if len(self._tasks) < self.max_in_flight else []
+                for task in claimed:
+                    running = asyncio.create_task(processor.run(task, self._plan(task.job_id)))
+                    running.add_done_callback(functools.partial(self._settle, task.id))
+                    self._tasks[task.id] = running
+                if not claimed and not self._tasks and self.exit_when_idle:
+                    return
+                if claimed and len(self._tasks) < self.max_in_flight:
+                    continue
+                waiting = {*self._tasks.values(), stop}
+                await asyncio.wait(waiting, timeout=IDLE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+
+    async def _shut_down(self) -> None:
+        """Give running tasks a grace period to finish, then hand the rest back to the queue."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks.values()), timeout=SHUTDOWN_GRACE_S)
+        left = list(self._tasks)
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if left:
+            released = await asyncio.to_thread(queue.release, self.engine, self.owner, left)
+            log.info("released %d unfinished tasks", released)
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)

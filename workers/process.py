@@ -1,0 +1,152 @@
+"""One task: ask the teacher for n samples, split and verify them, commit them with the task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from service import queue
+from service.errors import TeacherRejected, TeacherUnavailable
+from service.queue import ClaimedTask, NewSample, NewVerdict
+from service.settings import read_environment_variable
+from verifiers.base import Candidate
+from verifiers.runner import VerifierRunner, VerifierSpec
+from workers.reasoning import split_completion
+from workers.teacher import ChatResult, TeacherClient, TeacherEndpoint, backoff_delay
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """The parts of a job's spec a worker needs, resolved once per job."""
+
+    endpoint: TeacherEndpoint
+    sampling: dict[str, Any]
+    n: int
+    verifiers: tuple[VerifierSpec, ...]
+    missing_key_env: str | None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> JobPlan:
+        teacher = spec["teacher"]
+        key_env = teacher.get("api_key_env")
+        key = read_environment_variable(key_env) if key_env else None
+        return cls(
+            endpoint=TeacherEndpoint(
+                base_url=teacher["base_url"],
+                model=teacher["model"],
+                api_key=key,
+                timeout_s=teacher.get("timeout_s", 600.0),
+            ),
+            sampling={k: v for k, v in spec["sampling"].items() if v is not None},
+            n=spec["n"],
+            verifiers=tuple(VerifierSpec(v["name"], v.get("options") or {}) for v in spec["verifiers"]),
+            missing_key_env=key_env if key_env and key is None else None,
+        )
+
+
+def task_seed(job_seed: int, prompt_id: str) -> int:
+    """A per-prompt seed, so that a retried task asks for the very same samples."""
+    return (job_seed ^ zlib.crc32(prompt_id.encode())) & 0x7FFFFFFF
+
+
+def apportion(total: int, weights: list[int]) -> list[int]:
+    """Split a request's token count over its samples in proportion to their length, summing exactly.
+
+    OpenAI-compatible servers report usage per request, not per choice.
+    """
+    if not any(weights):
+        weights = [1] * len(weights)
+    whole = sum(weights)
+    shares = [total * w / whole for w in weights]
+    counts = [int(s) for s in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: shares[i] - counts[i], reverse=True)
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def to_samples(task: ClaimedTask, result: ChatResult) -> tuple[list[NewSample], list[Candidate]]:
+    splits = [split_completion(c.content, c.reasoning) for c in result.choices]
+    tokens = apportion(result.completion_tokens, [len(s.completion) for s in splits])
+    samples, candidates = [], []
+    for choice, split, used in zip(result.choices, splits, tokens, strict=True):
+        samples.append(
+            NewSample(choice.index, split.completion, split.think, split.answer, choice.finish_reason, used)
+        )
+        candidates.append(
+            Candidate(
+                completion=split.completion,
+                think=split.think,
+                answer=split.answer,
+                finish_reason=choice.finish_reason,
+                completion_tokens=used,
+                messages=tuple(task.messages),
+                reference=task.reference,
+                tests=tuple(task.tests) if task.tests is not None else None,
+            )
+        )
+    return samples, candidates
+
+
+@dataclass
+class TaskProcessor:
+    """Runs tasks for one worker; every database write is fenced by the task's lease."""
+
+    engine: Engine
+    owner: str
+    teacher: TeacherClient
+    runner: VerifierRunner
+    max_attempts: int
+
+    async def run(self, task: ClaimedTask, plan: JobPlan) -> str:
+        """Process one task to an end state; returns what happened (for logs and counters)."""
+        if plan.missing_key_env:
+            error = (
+                f"environment variable {plan.missing_key_env} (teacher.api_key_env) is not set on the worker"
+            )
+            return await self._retry(task, error)
+        sampling = dict(plan.sampling)
+        if "seed" in sampling:
+            sampling["seed"] = task_seed(sampling["seed"], task.prompt_id)
+        try:
+            result = await self.teacher.chat(plan.endpoint, task.messages, sampling, plan.n)
+        except TeacherUnavailable as exc:
+            return await self._retry(task, exc.message)
+        except TeacherRejected as exc:
+            await asyncio.to_thread(queue.fail, self.engine, task, self.owner, exc.message)
+            return "failed"
+        samples, candidates = to_samples(task, result)
+        verdicts = await self.runner.verify(plan.verifiers, candidates)
+        committed = [
+            NewSample(
+                s.sample_index,
+                s.completion,
+                s.think,
+                s.answer,
+                s.finish_reason,
+                s.completion_tokens,
+                tuple(NewVerdict(name, v.accepted, v.reason, v.details) for name, v in named),
+            )
+            for s, named in zip(samples, verdicts, strict=True)
+        ]
+        await asyncio.to_thread(queue.finish, self.engine, task, self.owner, committed, result.prompt_tokens)
+        return "done"
+
+    async def _retry(self, task: ClaimedTask, error: str) -> str:
+        delay = backoff_delay(task.attempt)
+        status = await asyncio.to_thread(
+            lambda: queue.retry(
+                self.engine, task, self.owner, error, delay_s=delay, max_attempts=self.max_attempts
+            )
+        )
+        log.warning(
+            "task %s (prompt %s) attempt %d: %s -> %s", task.id, task.prompt_id, task.attempt, error, status
+        )
+        return status

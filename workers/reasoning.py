@@ -1,0 +1,46 @@
+"""Turn what a server returns into the same sample fields, whatever shape it used.
+
+Shapes seen in practice: ``<think>…</think>`` inside the content; content whose opening tag is missing
+(R1-distill chat templates open the think block in the prompt); a separate ``reasoning`` (current
+vLLM) or ``reasoning_content`` (older servers) field; and a think block cut off by ``max_tokens``, where
+all text is reasoning and the content is null.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class SplitCompletion:
+    """``completion`` is the full text as the student should learn it, tags included."""
+
+    completion: str
+    think: str | None
+    answer: str | None
+
+
+def split_completion(content: str | None, reasoning: str | None = None) -> SplitCompletion:
+    """Split a completion into its think part and its answer."""
+    if reasoning is not None:
+        if content is None:  # cut off inside the think block: leave it unclosed
+            return SplitCompletion(f"<think>\n{reasoning}", reasoning.strip(), None)
+        text = f"<think>\n{reasoning}\n</think>\n\n{content}"
+        return SplitCompletion(text, reasoning.strip(), _answer(content))
+    text = content or ""
+    if "</think>" in text:
+        before, _, after = text.partition("</think>")
+        think = before.split("<think>", 1)[-1]
+        return SplitCompletion(text, think.strip(), _answer(after))
+    if text.lstrip().startswith("<think>"):
+        return SplitCompletion(text, text.lstrip()[len("<think>") :].strip(), None)
+    return SplitCompletion(text, None, _answer(text))
+
+
+def _answer(text: str) -> str | None:
+    match = _ANSWER_BLOCK.search(text)
+    answer = match.group(1) if match else text
+    return answer.strip() or None
