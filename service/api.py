@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -29,8 +30,22 @@ STATUS_OF: dict[type[TracemillError], int] = {
 }
 
 
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    return ".".join(str(part) for part in loc if part != "body")
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.DOTALL)
+
+
+def _field_error(error: Any) -> dict[str, str]:
+    """One validation error as {field, message, type}.
+
+    Validators that check several fields at once start their message with ``<field>: ``; that part
+    extends the location, so every 422 names the very field at fault.
+    """
+    field = ".".join(str(part) for part in error["loc"] if part != "body")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    match = _FIELD_PREFIX.match(message)
+    if error["type"] == "value_error" and match:
+        field = f"{field}.{match.group(1)}" if field else match.group(1)
+        message = match.group(2)
+    return {"field": field, "message": message, "type": str(error["type"])}
 
 
 async def _flusher(engine: Engine, settings: Settings) -> None:
@@ -86,10 +101,7 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field(e["loc"]), "message": e["msg"].removeprefix("Value error, "), "type": e["type"]}
-            for e in exc.errors()
-        ]
+        errors = [_field_error(e) for e in exc.errors()]
         message = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
         return JSONResponse({"message": message, "errors": errors}, status_code=422)
 

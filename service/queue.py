@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -64,9 +64,8 @@ class NewSample:
         return next((v.reason for v in self.verdicts if not v.accepted), None)
 
 
-def _requeue_expired(conn: Connection, max_attempts: int) -> None:
+def _requeue_expired(conn: Connection, now: datetime, max_attempts: int) -> None:
     """Give back tasks whose worker stopped renewing; fail those out of attempts."""
-    now = utcnow()
     expired = (Task.status == "running", Task.lease_expires_at < now)
     conn.execute(
         update(Task)
@@ -100,7 +99,7 @@ def claim(
         return []
     now = utcnow()
     with writing(engine) as conn:
-        _requeue_expired(conn, max_attempts)
+        _requeue_expired(conn, now, max_attempts)
         ready = (
             select(Task.id)
             .where(Task.status == "queued", Task.not_before <= now)

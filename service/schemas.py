@@ -39,7 +39,7 @@ class PromptIn(Strict):
     @model_validator(mode="after")
     def _one_of_prompt_or_messages(self) -> PromptIn:
         if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'prompt' (text) or 'messages' (chat)")
+            raise ValueError("prompt: give exactly one of 'prompt' (text) or 'messages' (chat)")
         return self
 
 
@@ -71,7 +71,7 @@ class TeacherIn(Strict):
     def _no_inline_key(cls, data: Any) -> Any:
         if isinstance(data, dict) and any(k in data for k in ("api_key", "key", "token")):
             raise ValueError(
-                "teacher.api_key: keys are never accepted inline; set the key in the workers' "
+                "api_key: keys are never accepted inline; set the key in the workers' "
                 "environment and name the variable in 'api_key_env'"
             )
         return data
@@ -119,7 +119,7 @@ class VerifierIn(Strict):
             problems = "; ".join(
                 f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
-            raise ValueError(f"verifier {self.name!r}: {problems}") from None
+            raise ValueError(f"{problems} (verifier {self.name!r})") from None
         return self
 
 

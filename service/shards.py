@@ -8,6 +8,7 @@ deletes; readers list shards from the database, never by globbing a folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -116,9 +117,9 @@ def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[
 
 def write_atomically(table: pa.Table, path: Path) -> int:
     """Write ``table`` to ``path`` via a temporary file, fsync and rename; returns its size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
             fh.flush()
@@ -130,7 +131,8 @@ def write_atomically(table: pa.Table, path: Path) -> int:
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise ShardWriteError(f"could not write shard {path}: {exc}") from exc
     return path.stat().st_size
 

@@ -1,0 +1,216 @@
+"""The whole path over real HTTP on 127.0.0.1, with every part a real process.
+
+stand-in teacher + ``tracemill serve`` + ``tracemill worker``: a job goes in over HTTP and comes out
+as Parquet shards whose contents agree with what the API reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from service.procs import free_port, spawn, stop, wait_http
+from service.standin import DEFAULT_MODEL
+from tests.conftest import start_standin
+
+SECRET = "sk-tracemill-test-4f1c9a7e"
+JOB_TIMEOUT_S = 120
+
+
+@dataclass
+class Stack:
+    api: str
+    teacher: str
+    data_dir: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("stack")
+    env = {"TRACEMILL_DATA_DIR": str(data_dir), "TRACEMILL_FLUSH_INTERVAL": "0.5", "TEACHER_KEY": SECRET}
+    teacher, standin = start_standin(data_dir)
+    port = free_port()
+    api = spawn(["serve", "--port", str(port)], data_dir / "api.log", env)
+    processes = [standin, api]
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/health", api, data_dir / "api.log")
+        processes.append(
+            spawn(
+                ["worker", "--max-in-flight", "16", "--verifier-processes", "1"], data_dir / "worker.log", env
+            )
+        )
+        yield Stack(f"http://127.0.0.1:{port}", teacher, data_dir, env)
+    finally:
+        stop(list(reversed(processes)))
+
+
+def _wait_done(api: str, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = httpx.get(f"{api}/v1/jobs/{job_id}").json()
+        if job["status"] == "done":
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not done in {JOB_TIMEOUT_S} s: {job}")
+
+
+def _shard_rows(api: str, job_id: str) -> list[dict[str, Any]]:
+    return [
+        row
+        for shard in httpx.get(f"{api}/v1/jobs/{job_id}/shards").json()
+        for row in pq.read_table(shard["location"]).to_pylist()
+    ]
+
+
+def test_a_job_of_20_prompts_by_4_lands_in_shards_that_agree_with_the_api(stack: Stack) -> None:
+    prompts = [
+        {"id": f"q{i}", "prompt": f"Compute ({i} + 7) * {i + 2}.", "reference": str((i + 7) * (i + 2))}
+        for i in range(20)
+    ]
+    body = {
+        "teacher": {"base_url": stack.teacher, "model": DEFAULT_MODEL, "api_key_env": "TEACHER_KEY"},
+        "n": 4,
+        "sampling": {"seed": 11, "max_tokens": 4096},
+        "prompts": prompts,
+    }
+    created = httpx.post(f"{stack.api}/v1/jobs", json=body)
+    assert created.status_code == 201
+    job_id = created.json()["id"]
+    job = _wait_done(stack.api, job_id)
+
+    rows = _shard_rows(stack.api, job_id)
+    assert len(rows) == 80
+    assert Counter(r["prompt_id"] for r in rows) == {p["id"]: 4 for p in prompts}
+    assert len({(r["prompt_id"], r["sample_index"]) for r in rows}) == 80
+    assert all(len(r["verdicts"]) == 1 and r["verdicts"][0]["verifier"] == "format" for r in rows)
+    assert all(r["accepted"] == r["verdicts"][0]["accepted"] for r in rows)
+
+    accepted = sum(r["accepted"] for r in rows)
+    assert job["tasks"] == {
+        "total": 20,
+        "draft": 0,
+        "queued": 0,
+        "running": 0,
+        "done": 20,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert job["samples"] == {
+        "total": 80,
+        "accepted": accepted,
+        "rejected": 80 - accepted,
+        "acceptance_rate": round(accepted / 80, 4),
+    }
+    assert 0 < accepted < 80
+    reasons = Counter(reason for r in rows for reason in r["reasons"])
+    assert job["rejection_reasons"] == dict(reasons)
+    assert job["tokens"]["completion"] == sum(r["completion_tokens"] for r in rows)
+    assert job["shards"] == len(httpx.get(f"{stack.api}/v1/jobs/{job_id}/shards").json())
+
+    page = httpx.get(
+        f"{stack.api}/v1/jobs/{job_id}/samples", params={"status": "rejected", "limit": 5}
+    ).json()
+    assert page["items"] and all(not s["accepted"] for s in page["items"])
+    some_reason = next(iter(reasons))
+    filtered = httpx.get(
+        f"{stack.api}/v1/jobs/{job_id}/samples", params={"reason": some_reason, "limit": 1000}
+    ).json()
+    assert len(filtered["items"]) == reasons[some_reason]
+
+
+def test_the_secret_is_nowhere_but_the_environment(stack: Stack) -> None:
+    job_ids = [j["id"] for j in httpx.get(f"{stack.api}/v1/jobs").json()]
+    assert job_ids, "runs after the job above"
+    responses = [
+        httpx.get(f"{stack.api}{path}").text
+        for job_id in job_ids
+        for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/samples", f"/v1/jobs/{job_id}/shards")
+    ]
+    files = [p for p in stack.data_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".db" for p in files) and any(p.suffix == ".log" for p in files)
+    for text in responses:
+        assert SECRET not in text
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "problems.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"uid": f"u{i}", "problem": f"What is {i} * 3 + 1?", "answer": str(3 * i + 1)}) + "\n"
+            for i in range(12)
+        )
+    )
+    cli = [sys.executable, "-m", "service.cli"]
+    submitted = subprocess.run(
+        [
+            *cli,
+            "submit",
+            str(source),
+            "--api",
+            stack.api,
+            "--teacher-url",
+            stack.teacher,
+            "--model",
+            DEFAULT_MODEL,
+            "-n",
+            "2",
+            "--seed",
+            "5",
+            "--prompt-field",
+            "problem",
+            "--id-field",
+            "uid",
+            "--reference-field",
+            "answer",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+        check=True,
+    )
+    job_id = submitted.stdout.strip()
+    assert "queued 12 prompts" in submitted.stderr
+    assert "samples:" in submitted.stderr and "shards:" in submitted.stderr
+    status = subprocess.run(
+        [*cli, "status", job_id, "--api", stack.api, "--json"], capture_output=True, text=True, check=True
+    )
+    job = json.loads(status.stdout)
+    assert job["tasks"]["done"] == 12 and job["samples"]["total"] == 24
+    rows = _shard_rows(stack.api, job_id)
+    assert sorted(r["prompt_id"] for r in rows) == sorted(f"u{i}" for i in range(12) for _ in range(2))
+    assert {r["reference"] for r in rows} == {str(3 * i + 1) for i in range(12)}
+
+
+def test_a_third_party_verifier_runs_end_to_end(stack: Stack) -> None:
+    body = {
+        "teacher": {"base_url": stack.teacher, "model": DEFAULT_MODEL},
+        "n": 3,
+        "sampling": {"seed": 2},
+        "verifiers": [{"name": "format"}, {"name": "keyword", "options": {"word": "answer"}}],
+        "prompts": [{"id": "k1", "prompt": "Compute 2 + 2."}, {"id": "k2", "prompt": "Compute 3 * 3."}],
+    }
+    job_id = httpx.post(f"{stack.api}/v1/jobs", json=body).json()["id"]
+    job = _wait_done(stack.api, job_id)
+    assert [v["name"] for v in job["verifiers"]] == ["format", "keyword"]
+    rows = _shard_rows(stack.api, job_id)
+    assert all([v["verifier"] for v in r["verdicts"]] == ["format", "keyword"] for r in rows)
+    keyword = [v for r in rows for v in r["verdicts"] if v["verifier"] == "keyword"]
+    assert all(
+        v["accepted"] == ("answer" in r["answer"].lower())
+        for r, v in zip(rows, keyword, strict=True)
+        if r["answer"]
+    )

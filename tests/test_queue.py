@@ -1,0 +1,183 @@
+"""The queue's guarantees, each broken on purpose, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from service import jobs, queue
+from service.db import utcnow, writing
+from service.errors import LeaseLost
+from service.models import Sample, Task
+from service.queue import NewSample, NewVerdict
+from service.schemas import JobIn
+
+LEASE = 30.0
+
+
+def _job(engine: Engine, prompts: int = 5) -> str:
+    job = JobIn.model_validate(
+        {
+            "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+            "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(prompts)],
+        }
+    )
+    return jobs.create_job(engine, job).id
+
+
+def _sample(index: int, accepted: bool = True) -> NewSample:
+    verdict = NewVerdict("format", accepted, None if accepted else "format:missing_think", {})
+    return NewSample(index, f"<think>x</think> {index}", "x", str(index), "stop", 3, (verdict,))
+
+
+def _expire(engine: Engine, task_id: int) -> None:
+    with writing(engine) as conn:
+        conn.execute(
+            update(Task).where(Task.id == task_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def test_claim_leases_a_batch_oldest_first(engine: Engine) -> None:
+    _job(engine, prompts=5)
+    claimed = queue.claim(engine, "w1", 3, LEASE, max_attempts=3)
+    assert [t.prompt_id for t in claimed] == ["p0", "p1", "p2"]
+    assert all(t.attempt == 1 for t in claimed)
+    rest = queue.claim(engine, "w2", 10, LEASE, max_attempts=3)
+    assert [t.prompt_id for t in rest] == ["p3", "p4"]
+    assert queue.claim(engine, "w3", 10, LEASE, max_attempts=3) == []
+
+
+def test_finish_commits_samples_and_verdicts_once(engine: Engine) -> None:
+    _job(engine, prompts=1)
+    [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
+    queue.finish(engine, task, "w1", [_sample(0), _sample(1, accepted=False)], prompt_tokens=7)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Task.status, Task.n_samples, Task.n_accepted).where(Task.id == task.id)
+        ).one()
+        assert tuple(row) == ("done", 2, 1)
+        reasons = conn.execute(select(Sample.reason).order_by(Sample.sample_index)).scalars().all()
+        assert reasons == [None, "format:missing_think"]
+    with pytest.raises(LeaseLost):  # finishing twice matches no running lease
+        queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=7)
+
+
+def test_the_database_refuses_a_doubled_sample_key(engine: Engine) -> None:
+    _job(engine, prompts=1)
+    [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
+    queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)
+    with pytest.raises(IntegrityError), writing(engine) as conn:
+        conn.execute(
+            insert(Sample).values(
+                task_id=task.id,
+                job_id=task.job_id,
+                sample_index=0,
+                attempt=2,
+                completion="dup",
+                think=None,
+                answer=None,
+                finish_reason="stop",
+                completion_tokens=1,
+                accepted=True,
+                reason=None,
+                created_at=utcnow(),
+            )
+        )
+
+
+def test_a_taken_over_lease_is_fenced(engine: Engine) -> None:
+    _job(engine, prompts=1)
+    [stale] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
+    _expire(engine, stale.id)
+    [fresh] = queue.claim(engine, "w2", 1, LEASE, max_attempts=3)
+    assert (fresh.id, fresh.attempt) == (stale.id, 2)
+    for write in (
+        lambda: queue.finish(engine, stale, "w1", [_sample(0)], prompt_tokens=1),
+        lambda: queue.retry(engine, stale, "w1", "boom", delay_s=0, max_attempts=3),
+        lambda: queue.fail(engine, stale, "w1", "boom"),
+    ):
+        with pytest.raises(LeaseLost):
+            write()
+    assert queue.renew(engine, "w1", LEASE) == set()
+    queue.finish(engine, fresh, "w2", [_sample(0), _sample(1)], prompt_tokens=1)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Sample)).scalar_one() == 2
+
+
+def test_same_owner_stale_attempt_is_fenced(engine: Engine) -> None:
+    _job(engine, prompts=1)
+    [first] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
+    _expire(engine, first.id)
+    [second] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
+    with pytest.raises(LeaseLost):
+        queue.finish(engine, first, "w1", [_sample(0)], prompt_tokens=1)
+    queue.finish(engine, second, "w1", [_sample(0)], prompt_tokens=1)
+
+
+def test_renew_extends_only_the_owners_leases(engine: Engine) -> None:
+    _job(engine, prompts=3)
+    mine = queue.claim(engine, "w1", 2, 1.0, max_attempts=3)
+    queue.claim(engine, "w2", 1, 1.0, max_attempts=3)
+    assert queue.renew(engine, "w1", LEASE) == {t.id for t in mine}
+    with engine.connect() as conn:
+        expiries = dict(
+            conn.execute(select(Task.owner, func.max(Task.lease_expires_at)).group_by(Task.owner)).all()
+        )
+    assert expiries["w1"] > expiries["w2"] + timedelta(seconds=20)
+
+
+def test_expired_leases_return_to_the_queue_then_fail_when_attempts_run_out(engine: Engine) -> None:
+    _job(engine, prompts=1)
+    for attempt in (1, 2):
+        [task] = queue.claim(engine, f"w{attempt}", 1, LEASE, max_attempts=2)
+        assert task.attempt == attempt
+        _expire(engine, task.id)
+    assert queue.claim(engine, "w3", 1, LEASE, max_attempts=2) == []
+    with engine.connect() as conn:
+        status, error = conn.execute(select(Task.status, Task.last_error)).one()
+    assert status == "failed"
+    assert "lease expired" in error
+
+
+def test_retry_backs_off_and_fails_after_the_last_attempt(engine: Engine) -> None:
+    _job(engine, prompts=1)
+    [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=2)
+    assert queue.retry(engine, task, "w1", "HTTP 503", delay_s=3600, max_attempts=2) == "queued"
+    assert queue.claim(engine, "w1", 1, LEASE, max_attempts=2) == []  # not before the backoff
+    with writing(engine) as conn:
+        conn.execute(update(Task).values(not_before=utcnow()))
+    [again] = queue.claim(engine, "w1", 1, LEASE, max_attempts=2)
+    assert queue.retry(engine, again, "w1", "HTTP 503", delay_s=0, max_attempts=2) == "failed"
+    with engine.connect() as conn:
+        assert conn.execute(select(Task.last_error)).scalar_one() == "attempt 2 of 2: HTTP 503"
+
+
+def test_release_hands_tasks_back_without_spending_an_attempt(engine: Engine) -> None:
+    _job(engine, prompts=2)
+    claimed = queue.claim(engine, "w1", 2, LEASE, max_attempts=3)
+    assert queue.release(engine, "w1", [t.id for t in claimed]) == 2
+    again = queue.claim(engine, "w2", 2, LEASE, max_attempts=3)
+    assert [t.attempt for t in again] == [1, 1]
+    with pytest.raises(LeaseLost):
+        queue.finish(engine, claimed[0], "w1", [_sample(0)], prompt_tokens=1)
+
+
+def test_draft_and_cancelled_tasks_are_never_claimed(engine: Engine) -> None:
+    draft = jobs.create_job(
+        engine,
+        JobIn.model_validate(
+            {
+                "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+                "start": False,
+                "prompts": [{"id": "d", "prompt": "x"}],
+            }
+        ),
+    ).id
+    cancelled = _job(engine, prompts=2)
+    jobs.cancel_job(engine, cancelled)
+    assert queue.claim(engine, "w1", 10, LEASE, max_attempts=3) == []
+    jobs.start_job(engine, draft)
+    assert [t.prompt_id for t in queue.claim(engine, "w1", 10, LEASE, max_attempts=3)] == ["d"]

@@ -1,0 +1,40 @@
+"""Every shape a server may return becomes the same sample fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.reasoning import split_completion
+
+CASES = [
+    # (content, reasoning field, completion, think, answer)
+    (
+        "<think>\nsteps\n</think>\n\nThe answer is 4.",
+        None,
+        "<think>\nsteps\n</think>\n\nThe answer is 4.",
+        "steps",
+        "The answer is 4.",
+    ),
+    ("steps\n</think>\n\n4", None, "steps\n</think>\n\n4", "steps", "4"),  # template opened the block
+    ("<think>a</think><answer> 4 </answer>", None, "<think>a</think><answer> 4 </answer>", "a", "4"),
+    ("The answer is 4.", None, "The answer is 4.", None, "The answer is 4."),
+    ("<think>cut off by max_tokens", None, "<think>cut off by max_tokens", "cut off by max_tokens", None),
+    (
+        "The answer is 4.",
+        "steps",
+        "<think>\nsteps\n</think>\n\nThe answer is 4.",
+        "steps",
+        "The answer is 4.",
+    ),
+    (None, "all reasoning, cut off", "<think>\nall reasoning, cut off", "all reasoning, cut off", None),
+    ("<think>a</think>", None, "<think>a</think>", "a", None),
+    (None, None, "", None, None),
+]
+
+
+@pytest.mark.parametrize(("content", "reasoning", "completion", "think", "answer"), CASES)
+def test_split(
+    content: str | None, reasoning: str | None, completion: str, think: str | None, answer: str | None
+) -> None:
+    split = split_completion(content, reasoning)
+    assert (split.completion, split.think, split.answer) == (completion, think, answer)

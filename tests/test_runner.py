@@ -1,0 +1,75 @@
+"""A verifier that raises, hangs or kills its process becomes a rejection; the runner keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from verifiers.base import Candidate
+from verifiers.runner import VerifierRunner, VerifierSpec
+
+GOOD = Candidate(completion="<think>a</think> The word is tea.", think="a", answer="The word is tea.")
+BAD = Candidate(completion="no think", think=None, answer="no think")
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[VerifierRunner]:
+    runner = VerifierRunner(processes=2, timeout_s=1.0)
+    yield runner
+    runner.close()
+
+
+def _verify(runner: VerifierRunner, specs: list[VerifierSpec], candidates: list[Candidate]) -> list:  # type: ignore[type-arg]
+    return asyncio.run(runner.verify(specs, candidates))
+
+
+def test_every_verifier_leaves_a_verdict_per_candidate(runner: VerifierRunner) -> None:
+    specs = [VerifierSpec("format"), VerifierSpec("keyword", {"word": "tea"})]
+    [good, bad] = _verify(runner, specs, [GOOD, BAD])
+    assert [(n, v.accepted, v.reason) for n, v in good] == [("format", True, None), ("keyword", True, None)]
+    assert [(n, v.reason) for n, v in bad] == [
+        ("format", "format:missing_think"),
+        ("keyword", "keyword:missing_word"),
+    ]
+
+
+def test_an_exception_is_a_rejection(runner: VerifierRunner) -> None:
+    [[(_, fmt), (_, crashed)]] = _verify(runner, [VerifierSpec("format"), VerifierSpec("crashing")], [GOOD])
+    assert fmt.accepted
+    assert crashed.reason == "crashing:error"
+    assert "plugin bug" in crashed.details["error"]
+
+
+def test_a_python_hang_times_out_within_the_bound(runner: VerifierRunner) -> None:
+    start = time.monotonic()
+    [[(_, verdict)]] = _verify(runner, [VerifierSpec("sleepy", {"seconds": 60})], [GOOD])
+    assert verdict.reason == "sleepy:timeout"
+    assert time.monotonic() - start < 3
+
+
+def test_a_hang_no_signal_reaches_replaces_the_pool() -> None:
+    runner = VerifierRunner(processes=1, timeout_s=0.5)
+    try:
+        start = time.monotonic()
+        [[(_, verdict)]] = _verify(runner, [VerifierSpec("stubborn", {"seconds": 60})], [GOOD])
+        assert verdict.reason == "stubborn:timeout"
+        assert time.monotonic() - start < 15
+        assert runner.pools_replaced == 1
+        [[(_, after)]] = _verify(runner, [VerifierSpec("format")], [GOOD])
+        assert after.accepted
+    finally:
+        runner.close()
+
+
+def test_a_process_that_exits_is_an_error_and_the_pool_recovers() -> None:
+    runner = VerifierRunner(processes=1, timeout_s=1.0)
+    try:
+        [[(_, verdict)]] = _verify(runner, [VerifierSpec("exiting")], [GOOD])
+        assert verdict.reason == "exiting:error"
+        [[(_, after)]] = _verify(runner, [VerifierSpec("format")], [GOOD])
+        assert after.accepted
+    finally:
+        runner.close()

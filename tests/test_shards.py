@@ -1,0 +1,136 @@
+"""Shards are all or nothing, recorded with their samples, and a crash's leftovers are removed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from service import jobs, queue, shards
+from service.db import writing
+from service.errors import ShardWriteError
+from service.models import Job, Sample, Shard
+from service.queue import NewSample, NewVerdict
+from service.schemas import JobIn
+
+
+def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
+    job_id = jobs.create_job(
+        engine,
+        JobIn.model_validate(
+            {
+                "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "teacher-x"},
+                "n": n,
+                "prompts": [
+                    {"id": f"p{i}", "prompt": f"Compute {i} + 1.", "reference": str(i + 1)}
+                    for i in range(prompts)
+                ],
+            }
+        ),
+    ).id
+    for task in queue.claim(engine, "w", prompts, 30, max_attempts=3):
+        samples = [
+            NewSample(
+                i,
+                f"<think>t</think> {i}",
+                "t",
+                str(i),
+                "stop",
+                5,
+                (NewVerdict("format", i % 2 == 0, None if i % 2 == 0 else "format:empty_think", {"k": i}),),
+            )
+            for i in range(n)
+        ]
+        queue.finish(engine, task, "w", samples, prompt_tokens=4)
+    return job_id
+
+
+def test_flush_writes_recorded_shards_holding_every_sample_once(engine: Engine, tmp_path: Path) -> None:
+    job_id = _finished_job(engine)
+    result = shards.flush_all(engine, tmp_path, shard_rows=5)
+    assert result.rows == 12
+    listed = jobs.list_shards(engine, job_id, tmp_path)
+    assert sorted((s.kind, s.num_rows) for s in listed) == [("accepted", 3), ("accepted", 5), ("rejected", 4)]
+    tables = [pq.read_table(tmp_path / s.path) for s in listed]
+    assert [t.num_rows for t in tables] == [s.num_rows for s in listed]
+    ids = [i for t in tables for i in t.column("sample_id").to_pylist()]
+    assert len(ids) == len(set(ids)) == 12
+    row = tables[0].to_pylist()[0]
+    assert row["teacher_model"] == "teacher-x" and row["messages"][0]["role"] == "user"
+    assert row["verdicts"][0]["verifier"] == "format"
+    with engine.connect() as conn:
+        assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "done"
+        assert (
+            conn.execute(
+                select(func.count()).select_from(Sample).where(Sample.shard_id.is_(None))
+            ).scalar_one()
+            == 0
+        )
+    assert shards.flush_all(engine, tmp_path, shard_rows=5).rows == 0  # nothing is written twice
+
+
+def test_partial_shards_wait_until_the_job_is_final(engine: Engine, tmp_path: Path) -> None:
+    job_id = _finished_job(engine)
+    assert shards.flush_job(engine, tmp_path, job_id, shard_rows=100, final=False).rows == 0
+    assert shards.flush_job(engine, tmp_path, job_id, shard_rows=100, final=True).rows == 12
+
+
+def test_a_racing_flusher_loses_cleanly(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another flusher commits the same samples first: ours rolls back and removes its file."""
+    job_id = _finished_job(engine)
+    real_rows = shards._rows
+
+    def rows_then_race(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rows = real_rows(*args, **kwargs)
+        if rows:
+            with writing(engine) as conn:
+                other = conn.execute(
+                    Shard.__table__.insert()
+                    .values(
+                        job_id=job_id,
+                        kind="accepted",
+                        path="other.parquet",
+                        num_rows=1,
+                        num_bytes=1,
+                        created_at=rows[0]["created_at"],
+                    )
+                    .returning(Shard.id)
+                ).scalar_one()
+                conn.execute(update(Sample).where(Sample.id == rows[0]["sample_id"]).values(shard_id=other))
+        return rows
+
+    monkeypatch.setattr(shards, "_rows", rows_then_race)
+    with pytest.raises(ShardWriteError, match="already in another shard"):
+        shards.flush_job(engine, tmp_path, job_id, shard_rows=100, final=True)
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_orphans_and_temporary_files_are_removed(engine: Engine, tmp_path: Path) -> None:
+    job_id = _finished_job(engine)
+    shards.flush_all(engine, tmp_path, shard_rows=100)
+    recorded = {tmp_path / s.path for s in jobs.list_shards(engine, job_id, tmp_path)}
+    orphan = tmp_path / job_id / "accepted" / "part-999.parquet"
+    temporary = tmp_path / job_id / "accepted" / ".part-1000.parquet.abcd.tmp"
+    orphan.write_bytes(b"half a shard")
+    temporary.write_bytes(b"half a shard")
+    assert shards.remove_orphans(engine, tmp_path, grace_s=60) == []  # too fresh: maybe in flight elsewhere
+    old = os.stat(orphan).st_mtime - 120
+    os.utime(orphan, (old, old))
+    os.utime(temporary, (old, old))
+    assert set(shards.remove_orphans(engine, tmp_path, grace_s=60)) == {orphan, temporary}
+    assert set(tmp_path.rglob("*.parquet")) == recorded
+
+
+def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder should be")
+    with pytest.raises(ShardWriteError):
+        shards.write_atomically(pa.table({"x": [1]}), blocked / "part.parquet")
+    assert [p.name for p in tmp_path.iterdir()] == ["blocked"]
