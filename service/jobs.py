@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from service.db import reading, utcnow, writing
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
 from service.models import Job, Sample, Shard, Task, Verdict
+from service.samples import verdicts_by_sample, with_prompt
 from service.schemas import (
     FailedTask,
     JobCreated,
@@ -259,13 +260,7 @@ def list_samples(
     limit: int = 50,
 ) -> SamplePage:
     """A page of samples in id order (keyset pagination: ``cursor`` is the last id seen)."""
-    query = (
-        select(Sample, Task.prompt_id, Task.messages, Task.reference)
-        .join(Task, Task.id == Sample.task_id)
-        .where(Sample.job_id == job_id)
-        .order_by(Sample.id)
-        .limit(limit + 1)
-    )
+    query = with_prompt().where(Sample.job_id == job_id).limit(limit + 1)
     if status is not None:
         query = query.where(Sample.accepted.is_(status == "accepted"))
     if reason is not None:
@@ -278,13 +273,7 @@ def list_samples(
         _job_row(conn, job_id)
         rows = conn.execute(query).all()
         page = rows[:limit]
-        ids = [row.id for row in page]
-        verdicts: dict[int, list[VerdictOut]] = {i: [] for i in ids}
-        if ids:
-            for v in conn.execute(select(Verdict).where(Verdict.sample_id.in_(ids))):
-                verdicts[v.sample_id].append(
-                    VerdictOut(verifier=v.verifier, accepted=v.accepted, reason=v.reason, details=v.details)
-                )
+        verdicts = verdicts_by_sample(conn, [row.id for row in page])
     items = [
         SampleOut(
             id=s.id,
@@ -299,11 +288,14 @@ def list_samples(
             completion_tokens=s.completion_tokens,
             accepted=s.accepted,
             reason=s.reason,
-            verdicts=verdicts[s.id],
+            verdicts=[
+                VerdictOut(verifier=v.verifier, accepted=v.accepted, reason=v.reason, details=v.details)
+                for v in verdicts[s.id]
+            ],
         )
         for s in page
     ]
-    return SamplePage(items=items, next_cursor=ids[-1] if len(rows) > limit else None)
+    return SamplePage(items=items, next_cursor=page[-1].id if len(rows) > limit else None)
 
 
 def list_shards(engine: Engine, job_id: str, root: Path) -> list[ShardOut]:

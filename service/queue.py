@@ -135,8 +135,21 @@ def renew(engine: Engine, owner: str, lease_seconds: float) -> set[int]:
         return set(rows)
 
 
-def _fenced(task_id: int, owner: str, attempt: int) -> tuple[Any, ...]:
-    return (Task.id == task_id, Task.owner == owner, Task.attempt == attempt, Task.status == "running")
+def _move(conn: Connection, task: ClaimedTask, owner: str, **values: Any) -> None:
+    """Update a task only while ``owner`` still holds this attempt's lease, and end the lease.
+
+    Raises:
+        LeaseLost: the lease was taken over or ended; nothing was written.
+    """
+    moved = conn.execute(
+        update(Task)
+        .where(
+            Task.id == task.id, Task.owner == owner, Task.attempt == task.attempt, Task.status == "running"
+        )
+        .values(owner=None, lease_expires_at=None, **values)
+    )
+    if moved.rowcount != 1:
+        raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
 
 
 def finish(
@@ -149,23 +162,18 @@ def finish(
     """
     now = utcnow()
     with writing(engine) as conn:
-        done = conn.execute(
-            update(Task)
-            .where(*_fenced(task.id, owner, task.attempt))
-            .values(
-                status="done",
-                owner=None,
-                lease_expires_at=None,
-                finished_at=now,
-                last_error=None,
-                n_samples=len(samples),
-                n_accepted=sum(s.accepted for s in samples),
-                prompt_tokens=prompt_tokens,
-                completion_tokens=sum(s.completion_tokens for s in samples),
-            )
+        _move(
+            conn,
+            task,
+            owner,
+            status="done",
+            finished_at=now,
+            last_error=None,
+            n_samples=len(samples),
+            n_accepted=sum(s.accepted for s in samples),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=sum(s.completion_tokens for s in samples),
         )
-        if done.rowcount != 1:
-            raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
         if not samples:
             return
         sample_rows = [
@@ -225,32 +233,14 @@ def retry(
     else:
         values = {"status": "queued", "not_before": now + timedelta(seconds=delay_s), "last_error": error}
     with writing(engine) as conn:
-        moved = conn.execute(
-            update(Task)
-            .where(*_fenced(task.id, owner, task.attempt))
-            .values(owner=None, lease_expires_at=None, **values)
-        )
-        if moved.rowcount != 1:
-            raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
+        _move(conn, task, owner, **values)
     return str(values["status"])
 
 
 def fail(engine: Engine, task: ClaimedTask, owner: str, error: str) -> None:
     """Fail a task for good (the teacher rejected its request itself)."""
     with writing(engine) as conn:
-        moved = conn.execute(
-            update(Task)
-            .where(*_fenced(task.id, owner, task.attempt))
-            .values(
-                status="failed",
-                owner=None,
-                lease_expires_at=None,
-                finished_at=utcnow(),
-                last_error=error[:ERROR_TEXT_LIMIT],
-            )
-        )
-        if moved.rowcount != 1:
-            raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
+        _move(conn, task, owner, status="failed", finished_at=utcnow(), last_error=error[:ERROR_TEXT_LIMIT])
 
 
 def release(engine: Engine, owner: str, task_ids: Sequence[int]) -> int:

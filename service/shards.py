@@ -24,12 +24,12 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from service.db import reading, utcnow, writing
 from service.errors import ShardWriteError
-from service.models import Job, Sample, Shard, Task, Verdict
+from service.models import Job, Sample, Shard, Task
+from service.samples import ID_CHUNK, verdicts_by_sample, with_prompt
 
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
-ID_CHUNK = 500
 ORPHAN_GRACE_S = 300.0
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -71,25 +71,22 @@ def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[
     with reading(engine) as conn:
         model = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()["teacher"]["model"]
         samples = conn.execute(
-            select(Sample, Task.prompt_id, Task.messages, Task.reference)
-            .join(Task, Task.id == Sample.task_id)
+            with_prompt()
             .where(Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None))
-            .order_by(Sample.id)
             .limit(limit)
         ).all()
-        ids = [s.id for s in samples]
-        verdicts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = ids[start : start + ID_CHUNK]
-            for v in conn.execute(select(Verdict).where(Verdict.sample_id.in_(chunk))):
-                verdicts[v.sample_id].append(
-                    {
-                        "verifier": v.verifier,
-                        "accepted": v.accepted,
-                        "reason": v.reason,
-                        "details": json.dumps(v.details),
-                    }
-                )
+        verdicts = {
+            sample_id: [
+                {
+                    "verifier": v.verifier,
+                    "accepted": v.accepted,
+                    "reason": v.reason,
+                    "details": json.dumps(v.details),
+                }
+                for v in rows
+            ]
+            for sample_id, rows in verdicts_by_sample(conn, [s.id for s in samples]).items()
+        }
     return [
         {
             "sample_id": s.id,

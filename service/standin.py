@@ -247,47 +247,51 @@ class Standin:
             },
         }
 
-    async def chat(self, request: web.Request) -> web.Response:
+    async def _complete(
+        self,
+        request: web.Request,
+        kind: str,
+        prompt_of: Callable[[dict[str, Any]], str | None],
+        choice_of: Callable[[int, str, str], dict[str, Any]],
+    ) -> web.Response:
+        """The steps both endpoints share: faults, validation, generation, the envelope."""
         fault = await self._fault()
         if fault is not None:
             return fault
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return _error(400, "messages must be a non-empty list")
-        prompt = "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+        prompt = prompt_of(body)
+        if prompt is None:
+            field = "messages" if kind == "chat.completion" else "prompt"
+            return _error(400, f"{field} must be non-empty")
         outputs, prompt_tokens = await self._generate(body, prompt)
-        choices = [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": text, "reasoning": None},
-                "logprobs": None,
-                "finish_reason": reason,
-            }
-            for i, (text, reason) in enumerate(outputs)
-        ]
+        choices = [choice_of(i, text, reason) for i, (text, reason) in enumerate(outputs)]
         used = sum(count_tokens(text) for text, _ in outputs)
-        return web.json_response(self._envelope("chat.completion", choices, prompt_tokens, used))
+        return web.json_response(self._envelope(kind, choices, prompt_tokens, used))
+
+    async def chat(self, request: web.Request) -> web.Response:
+        def prompt_of(body: dict[str, Any]) -> str | None:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                return None
+            return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+
+        def choice_of(index: int, text: str, reason: str) -> dict[str, Any]:
+            message = {"role": "assistant", "content": text, "reasoning": None}
+            return {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
+
+        return await self._complete(request, "chat.completion", prompt_of, choice_of)
 
     async def completions(self, request: web.Request) -> web.Response:
-        fault = await self._fault()
-        if fault is not None:
-            return fault
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            return _error(400, "prompt must be a non-empty string")
-        outputs, prompt_tokens = await self._generate(body, prompt)
-        choices = [
-            {"index": i, "text": text, "logprobs": None, "finish_reason": reason}
-            for i, (text, reason) in enumerate(outputs)
-        ]
-        used = sum(count_tokens(text) for text, _ in outputs)
-        return web.json_response(self._envelope("text_completion", choices, prompt_tokens, used))
+        def prompt_of(body: dict[str, Any]) -> str | None:
+            prompt = body.get("prompt")
+            return prompt if isinstance(prompt, str) and prompt else None
+
+        def choice_of(index: int, text: str, reason: str) -> dict[str, Any]:
+            return {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
+
+        return await self._complete(request, "text_completion", prompt_of, choice_of)
 
 
 async def serve_standin(config: StandinConfig, host: str, port: int, ready: Callable[[int], None]) -> None:
