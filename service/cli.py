@@ -160,6 +160,75 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
+    """``--verifier NAME`` (repeated) with ``--options NAME=JSON``, checked like a job's."""
+    from pydantic import ValidationError
+
+    from verifiers.registry import validate_options
+    from verifiers.runner import VerifierSpec
+
+    given: dict[str, dict[str, Any]] = {}
+    for item in options:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise TracemillError(f"--options takes NAME=JSON, got {item!r}")
+        try:
+            given[name] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TracemillError(f"--options {name}: not JSON: {exc}") from exc
+    unused = set(given) - set(names)
+    if unused:
+        raise TracemillError(f"--options for {', '.join(sorted(unused))}, which no --verifier names")
+    specs = []
+    for name in names:
+        try:
+            validate_options(name, given.get(name, {}))
+        except ValidationError as exc:
+            raise TracemillError(
+                f"--options {name}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            ) from exc
+        specs.append(VerifierSpec(name, given.get(name, {})))
+    return specs
+
+
+def cmd_verify(args: argparse.Namespace, _settings: Settings) -> int:
+    from service.offline import verify_rows, write_rows
+    from service.sources import read_rows
+    from verifiers.runner import VerifierRunner
+
+    specs = _verifier_specs(args.verifier, args.options or [])
+    if (args.completion is None) == (args.input is None):
+        raise TracemillError("give --input FILE (with --output FILE) or --completion TEXT")
+    if args.input is not None and args.output is None:
+        raise TracemillError("--input needs --output FILE (.jsonl or .parquet)")
+    runner = VerifierRunner(processes=args.processes, timeout_s=args.timeout)
+    try:
+        if args.completion is not None:
+            row = {"completion": args.completion, "reference": args.reference, "prompt": args.prompt}
+            [result] = verify_rows([row], specs, runner)
+            print(
+                json.dumps(
+                    {k: result[k] for k in ("accepted", "reason", "reasons")}
+                    | {"verdicts": [{**v, "details": json.loads(v["details"])} for v in result["verdicts"]]},
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
+            return 0 if result["accepted"] else 1
+        rows = verify_rows(
+            read_rows(Path(args.input)),
+            specs,
+            runner,
+            completion_field=args.completion_field,
+            reference_field=args.reference_field,
+        )
+        written = write_rows(rows, Path(args.output))
+        print(f"verified {written} rows -> {args.output}", file=sys.stderr)
+        return 0
+    finally:
+        runner.close()
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from service.db import downgrade_schema, upgrade_schema
 
@@ -251,6 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
     _teacher_options(demo)
     demo.add_argument("-n", type=int, default=4, help="samples per prompt")
     demo.set_defaults(run=cmd_demo)
+
+    verify = sub.add_parser("verify", help="run verifiers over existing data, without a job")
+    verify.add_argument("--verifier", action="append", required=True, help="verifier to apply (repeat)")
+    verify.add_argument("--options", action="append", help="NAME=JSON options for a verifier (repeat)")
+    verify.add_argument("--input", help="JSONL or Parquet with a completion column (and reference, tests)")
+    verify.add_argument("--output", help="where rows go with their verdicts: .jsonl or .parquet")
+    verify.add_argument("--completion-field", default="completion")
+    verify.add_argument("--reference-field", default="reference")
+    verify.add_argument("--completion", help="verify one completion given as text; prints its verdict")
+    verify.add_argument("--reference", help="with --completion: the reference answer")
+    verify.add_argument("--prompt", help="with --completion: the prompt (sets langmix's language)")
+    verify.add_argument("--processes", type=int, help="verifier processes (default: cores)")
+    verify.add_argument("--timeout", type=float, default=10.0, help="seconds per verifier call")
+    verify.set_defaults(run=cmd_verify)
 
     db = sub.add_parser("db", help="migrate the database")
     db.add_argument("action", choices=["upgrade", "downgrade"])

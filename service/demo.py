@@ -15,7 +15,8 @@ from service.report import follow, summary
 from service.settings import Settings
 
 DEMO_SEED = 1234
-DEMO_MAX_TOKENS = 2048
+DEMO_MAX_TOKENS = 512
+DEMO_VERIFIERS = [{"name": name} for name in ("format", "math", "langmix", "readability", "length")]
 
 
 def bundled_prompts() -> list[dict[str, Any]]:
@@ -65,7 +66,7 @@ def run_demo(
                 "n": n,
                 "prompts": bundled_prompts(),
                 "sampling": {"seed": DEMO_SEED, "max_tokens": DEMO_MAX_TOKENS},
-                "verifiers": [{"name": "format"}],
+                "verifiers": DEMO_VERIFIERS,
             }
         )
         print(f"job {created['id']}: {created['num_tasks']} prompts x {n} samples")

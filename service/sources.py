@@ -24,7 +24,10 @@ class Fields:
     split: str = "train"
 
 
-def _rows(path: Path, split: str) -> Iterator[dict[str, Any]]:
+def read_rows(path: Path, split: str = "train") -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL or Parquet file or a saved datasets folder, as dicts, streamed."""
+    if not path.exists():
+        raise InvalidJob(f"{path} does not exist", field="input")
     if path.is_dir():
         import datasets
 
@@ -53,9 +56,7 @@ def _rows(path: Path, split: str) -> Iterator[dict[str, Any]]:
 
 def read_prompts(path: Path, fields: Fields) -> Iterator[dict[str, Any]]:
     """Prompts in the API's shape (``id``, ``prompt`` or ``messages``, ``reference``, ``tests``)."""
-    if not path.exists():
-        raise InvalidJob(f"{path} does not exist", field="input")
-    for number, row in enumerate(_rows(path, fields.split)):
+    for number, row in enumerate(read_rows(path, fields.split)):
         if fields.prompt not in row:
             columns = ", ".join(row)
             raise InvalidJob(

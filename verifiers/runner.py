@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import signal
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,13 +49,20 @@ def _on_alarm(_signum: int, _frame: Any) -> None:
     raise _OverranError
 
 
+def spec_timeout(spec: VerifierSpec, default_s: float) -> float:
+    """A verifier's own bound when its options set ``timeout_s`` (math does), else the runner's."""
+    value = spec.options.get("timeout_s")
+    return float(value) if isinstance(value, int | float) and value > 0 else default_s
+
+
 @lru_cache(maxsize=256)
 def _instance(name: str, options_json: str) -> Verifier:
     cls = load_verifier(name)
     return cls(cls.Options.model_validate(json.loads(options_json)))
 
 
-def _run_one(spec: VerifierSpec, candidate: Candidate, timeout_s: float) -> Verdict:
+def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float) -> Verdict:
+    timeout_s = spec_timeout(spec, default_timeout_s)
     try:
         verifier = _instance(spec.name, json.dumps(spec.options, sort_keys=True))
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -93,6 +101,9 @@ class VerifierRunner:
         self.processes = processes or os.cpu_count() or 1
         self.timeout_s = timeout_s
         self._pool = self._new_pool()
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self.pools_replaced = 0
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -111,8 +122,21 @@ class VerifierRunner:
         """Verdicts of every spec for every candidate, in order."""
         if not specs or not candidates:
             return [[] for _ in candidates]
-        deadline = self.timeout_s * len(specs) * len(candidates) + DEADLINE_SLACK_S
+        deadline = sum(spec_timeout(s, self.timeout_s) for s in specs) * len(candidates) + DEADLINE_SLACK_S
         loop = asyncio.get_running_loop()
+        # At most one call per process is handed to the pool, so a call never waits in the pool's queue
+        # and its deadline measures its own run, not the calls ahead of it.
+        slots = self._slots.setdefault(loop, asyncio.Semaphore(self.processes))
+        async with slots:
+            return await self._verify(loop, specs, candidates, deadline)
+
+    async def _verify(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        specs: Sequence[VerifierSpec],
+        candidates: Sequence[Candidate],
+        deadline: float,
+    ) -> list[list[NamedVerdict]]:
         for _ in range(2):
             pool = self._pool
             future = loop.run_in_executor(pool, verify_batch, list(specs), list(candidates), self.timeout_s)

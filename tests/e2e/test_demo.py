@@ -22,8 +22,15 @@ def test_demo_prints_counts_by_reason_and_real_shard_paths(tmp_path: Path) -> No
     out = result.stdout
     accepted, rejected = map(int, re.search(r"samples: (\d+) accepted, (\d+) rejected", out).groups())  # type: ignore[union-attr]
     assert accepted > 0 and rejected > 0 and accepted + rejected == 60 * 4
-    reasons = dict(re.findall(r"^\s+(format:\w+)\s+(\d+)$", out, re.MULTILINE))
-    assert reasons and sum(map(int, reasons.values())) >= rejected
+    reasons = dict(re.findall(r"^\s+(\w+:\w+)\s+(\d+)$", out, re.MULTILINE))
+    assert {reason.split(":")[0] for reason in reasons} == {
+        "format",
+        "math",
+        "langmix",
+        "readability",
+        "length",
+    }
+    assert sum(map(int, reasons.values())) >= rejected
     paths = re.findall(r"^\s+(/\S+\.parquet)\s+\((accepted|rejected), (\d+) rows\)$", out, re.MULTILINE)
     assert {kind for _, kind, _ in paths} == {"accepted", "rejected"}
     for path, _, rows in paths:

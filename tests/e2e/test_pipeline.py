@@ -214,3 +214,28 @@ def test_a_third_party_verifier_runs_end_to_end(stack: Stack) -> None:
         for r, v in zip(rows, keyword, strict=True)
         if r["answer"]
     )
+
+
+def test_a_sympy_hang_is_a_timeout_and_the_worker_goes_on(stack: Stack) -> None:
+    prompts = [
+        {"id": "hang", "prompt": "Compute 2 + 1.", "reference": "9^{9^{9}}"},
+        {"id": "ok-1", "prompt": "Compute 2 + 1.", "reference": "3"},
+        {"id": "ok-2", "prompt": "Compute 5 * 5.", "reference": "25"},
+    ]
+    body = {
+        "teacher": {"base_url": stack.teacher, "model": DEFAULT_MODEL},
+        "n": 2,
+        "sampling": {"seed": 4},
+        "verifiers": [{"name": "math", "options": {"timeout_s": 1}}],
+        "prompts": prompts,
+    }
+    job_id = httpx.post(f"{stack.api}/v1/jobs", json=body).json()["id"]
+    job = _wait_done(stack.api, job_id)
+    assert job["tasks"]["done"] == 3
+    rows = _shard_rows(stack.api, job_id)
+    by_prompt: dict[str, set[str | None]] = {}
+    for row in rows:
+        by_prompt.setdefault(row["prompt_id"], set()).add(row["verdicts"][0]["reason"])
+    assert by_prompt["hang"] == {"math:timeout"}
+    assert "math:timeout" not in by_prompt["ok-1"] | by_prompt["ok-2"]
+    assert any(r["accepted"] for r in rows)

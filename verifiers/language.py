@@ -1,0 +1,135 @@
+"""Language mix: reject reasoning that switches languages (R1-Zero's Chinese-in-English traces).
+
+Prose is measured by Unicode script. LaTeX, code, URLs, numbers and identifiers are removed first,
+and so are short quoted terms; a foreign run counts only when it is prose-sized (several CJK
+characters, or several words in a row), so a variable name or a technical term is not mixing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from verifiers.base import Candidate, Verdict
+
+NAME = "langmix"
+SCRIPTS_OF = {
+    "en": {"latin"},
+    "zh": {"han"},
+    "ja": {"han", "kana"},
+    "ko": {"hangul", "han"},
+    "ru": {"cyrillic"},
+}
+CJK = {"han", "kana", "hangul"}
+
+_REMOVE = re.compile(
+    r"```.*?(?:```|$)|`[^`\n]*`"  # code
+    r"|\$\$.*?\$\$|\$[^$\n]*\$|\\\[.*?\\\]|\\\(.*?\\\)"  # LaTeX
+    r"|\\[A-Za-z]+(?:\{[^}]*\})?"  # stray LaTeX commands
+    r"|https?://\S+"  # URLs
+    r"|</?(?:think|answer)>",
+    re.DOTALL,
+)
+_QUOTED = re.compile(r"[\"“«「『]([^\"”»」』\n]{1,40})[\"”»」』]")
+_UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_]+", re.UNICODE)
+
+
+def script_of(unit: str) -> str:
+    """The script of a character or word: latin, han, kana, hangul, cyrillic, greek, arabic or other."""
+    name = unicodedata.name(unit[0], "")
+    for script, marker in (
+        ("han", "CJK UNIFIED"),
+        ("kana", "HIRAGANA"),
+        ("kana", "KATAKANA"),
+        ("hangul", "HANGUL"),
+        ("latin", "LATIN"),
+        ("cyrillic", "CYRILLIC"),
+        ("greek", "GREEK"),
+        ("arabic", "ARABIC"),
+    ):
+        if marker in name:
+            return script
+    return "other"
+
+
+class LanguageOptions(BaseModel):
+    """``language``: the trace's expected language, or ``auto`` for the prompt's. A foreign run is
+    prose once it has ``min_cjk_run`` CJK characters or ``min_word_run`` words in a row."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    language: Literal["auto", "en", "zh", "ja", "ko", "ru"] = "auto"
+    min_cjk_run: int = Field(default=3, ge=1)
+    min_word_run: int = Field(default=3, ge=1)
+
+
+def prose_units(text: str) -> list[str]:
+    """Characters (CJK) and words (other scripts) of the prose, identifiers and one-letter names excluded."""
+    text = _QUOTED.sub(" ", _REMOVE.sub(" ", text))
+    units = []
+    for unit in _UNIT.findall(text):
+        script = script_of(unit)
+        if script in CJK or script == "other" or len(unit) > 1:
+            units.append(unit)
+    return units
+
+
+def detect(text: str) -> str:
+    """The language whose scripts cover most of the prose (en when there is none)."""
+    units = prose_units(text)
+    counts = {lang: sum(1 for u in units if script_of(u) in scripts) for lang, scripts in SCRIPTS_OF.items()}
+    # CJK counts characters, other scripts count words: weigh them alike.
+    counts["en"] *= 2
+    best = max(counts, key=lambda lang: counts[lang])
+    return best if counts[best] else "en"
+
+
+def foreign_runs(units: list[str], allowed: set[str]) -> list[list[str]]:
+    """Maximal runs of consecutive units outside the allowed scripts."""
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for unit in units:
+        if script_of(unit) in allowed or script_of(unit) == "other":
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append(unit)
+    if current:
+        runs.append(current)
+    return runs
+
+
+class LanguageMixVerifier:
+    """Rejects a completion whose prose switches into another language."""
+
+    name: ClassVar[str] = NAME
+    Options: ClassVar[type[BaseModel]] = LanguageOptions
+
+    def __init__(self, options: BaseModel) -> None:
+        assert isinstance(options, LanguageOptions)
+        self.options = options
+
+    def _is_prose(self, run: list[str]) -> bool:
+        if script_of(run[0]) in CJK:
+            return len(run) >= self.options.min_cjk_run
+        return len(run) >= self.options.min_word_run
+
+    def verify(self, candidate: Candidate) -> Verdict:
+        language: str = self.options.language
+        if language == "auto":
+            prompt = "\n".join(m.get("content", "") for m in candidate.messages if m.get("role") == "user")
+            language = detect(prompt)
+        units = prose_units(candidate.completion)
+        runs = foreign_runs(units, SCRIPTS_OF[language])
+        foreign = sum(len(r) for r in runs)
+        share = round(foreign / len(units), 4) if units else 0.0
+        prose = [r for r in runs if self._is_prose(r)]
+        details = {"language": language, "foreign_share": share, "units": len(units)}
+        if prose:
+            sample = ("" if script_of(prose[0][0]) in CJK else " ").join(prose[0])[:80]
+            return Verdict.reject(NAME, "mixed", runs=len(prose), first_run=sample, **details)
+        return Verdict.accept(**details)
