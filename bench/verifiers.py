@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Run as a script, this folder comes first on sys.path, and this very file would shadow the package.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from service.standin import compose, solve
 from tests.cases.math_cases import CASES

@@ -58,10 +58,13 @@ def _wait_for_schema(url: str) -> None:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.db import make_engine
+    from verifiers import sandbox
     from verifiers.runner import VerifierRunner
     from workers.loop import Worker, install_signal_handlers
 
     _logging()
+    # Probed now, while this process has one thread (the probe forks with a preexec_fn).
+    logging.info("code sandbox isolation: %s (python: %s)", sandbox.isolation(), sandbox.python_executable())
     _wait_for_schema(settings.database_url)
     engine = make_engine(settings.database_url)
     runner = VerifierRunner(processes=args.verifier_processes, timeout_s=args.verifier_timeout)

@@ -1,0 +1,227 @@
+"""Code: run the answer's program against the prompt's tests in the sandbox.
+
+Tests come in two kinds. ``{"type": "stdin_stdout", "input": …, "output": …}`` feeds the input and
+compares the output after trimming trailing whitespace (numbers within ``float_tolerance`` if set);
+``{"inputs": […], "outputs": […]}`` (the APPS/Codeforces layout) expands to such tests.
+``{"type": "assert", "code": …, "entry_point": …}`` runs Python test code after the program (and
+``check(entry_point)`` when the code defines ``check``, as HumanEval does).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from verifiers import sandbox
+from verifiers.base import Candidate, Verdict
+from verifiers.sandbox import Limits, RunResult
+
+NAME = "code"
+DETAIL_CHARS = 300
+_FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_LANGUAGES = {
+    "python": "python",
+    "py": "python",
+    "python3": "python",
+    "cpp": "cpp",
+    "c++": "cpp",
+    "cc": "cpp",
+    "cxx": "cpp",
+}
+_ISOLATION_RANK = {"rlimits": 0, "user-namespaces": 1, "namespaces+uid": 2}
+_REASON_OF = {
+    "timeout": "timeout",
+    "memory": "memory_limit",
+    "output_limit": "output_limit",
+    "exit": "runtime_error",
+    "signal": "runtime_error",
+}
+COMPILE_LIMITS = Limits(cpu_s=30, wall_s=60, memory_mb=2048, processes=16, file_mb=128)
+
+
+class CodeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    language: Literal["auto", "python", "cpp"] = "auto"
+    whole_answer: bool = False
+    test_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    memory_mb: int = Field(default=512, ge=32, le=16384)
+    output_bytes: int = Field(default=1_000_000, ge=1024)
+    all_tests: bool = False
+    float_tolerance: float | None = Field(default=None, ge=0)
+    require_isolation: Literal["rlimits", "user-namespaces", "namespaces+uid"] = "rlimits"
+    timeout_s: float = Field(default=300, gt=0, le=3600, description="Bound on the whole verification.")
+
+
+def extract_program(answer: str, options: CodeOptions) -> tuple[str, str] | None:
+    """(language, source) of the last fenced block, or of the whole answer when the job says so."""
+    blocks = _FENCE.findall(answer)
+    if blocks:
+        tag, source = blocks[-1]
+        language = _LANGUAGES.get(tag.lower(), "python" if options.language == "auto" else options.language)
+        return language, source
+    if options.whole_answer and answer.strip():
+        return ("python" if options.language == "auto" else options.language), answer
+    return None
+
+
+def expand_tests(tests: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    expanded: list[dict[str, Any]] = []
+    for test in tests:
+        if "inputs" in test and "outputs" in test:
+            expanded += [
+                {"type": "stdin_stdout", "input": i, "output": o}
+                for i, o in zip(test["inputs"], test["outputs"], strict=True)
+            ]
+        else:
+            expanded.append(test)
+    return expanded
+
+
+def _lines(text: str) -> list[str]:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _same_token(got: str, expected: str, tolerance: float) -> bool:
+    if got == expected:
+        return True
+    try:
+        a, b = float(got), float(expected)
+    except ValueError:
+        return False
+    return abs(a - b) <= tolerance * max(1.0, abs(b))
+
+
+def outputs_match(got: str, expected: str, tolerance: float | None) -> bool:
+    """Equal after trimming trailing whitespace; with a tolerance, numbers may differ by that much."""
+    got_lines, expected_lines = _lines(got), _lines(expected)
+    if tolerance is None:
+        return got_lines == expected_lines
+    got_tokens, expected_tokens = " ".join(got_lines).split(), " ".join(expected_lines).split()
+    return len(got_tokens) == len(expected_tokens) and all(
+        _same_token(g, e, tolerance) for g, e in zip(got_tokens, expected_tokens, strict=True)
+    )
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= DETAIL_CHARS else text[:DETAIL_CHARS] + "…"
+
+
+class CodeVerifier:
+    """Accepts a sample whose program passes all of the prompt's tests."""
+
+    name: ClassVar[str] = NAME
+    Options: ClassVar[type[BaseModel]] = CodeOptions
+
+    def __init__(self, options: BaseModel) -> None:
+        assert isinstance(options, CodeOptions)
+        self.options = options
+        self.limits = Limits(
+            cpu_s=options.test_timeout_s, memory_mb=options.memory_mb, output_bytes=options.output_bytes
+        )
+
+    def verify(self, candidate: Candidate) -> Verdict:
+        level = sandbox.isolation()
+        if _ISOLATION_RANK[level] < _ISOLATION_RANK[self.options.require_isolation]:
+            return Verdict.reject(
+                NAME, "isolation_unavailable", isolation=level, required=self.options.require_isolation
+            )
+        tests = expand_tests(candidate.tests or ())
+        if not tests:
+            return Verdict.reject(NAME, "no_tests", isolation=level)
+        program = extract_program(candidate.answer or "", self.options)
+        if program is None:
+            return Verdict.reject(NAME, "no_code", isolation=level)
+        workdir = Path(tempfile.mkdtemp(prefix="tracemill-code-"))
+        try:
+            return self._judge(program, tests, workdir, level)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _prepare(self, language: str, source: str, workdir: Path) -> list[str] | Verdict:
+        """The command that runs the program, or the verdict when it does not even build."""
+        if language == "python":
+            try:
+                compile(source, "main.py", "exec")
+            except (SyntaxError, ValueError) as exc:
+                return Verdict.reject(NAME, "syntax_error", language=language, error=_cut(str(exc)))
+            (workdir / "main.py").write_text(source)
+            return [sandbox.python_executable(), "-I", "-S", "main.py"]
+        compiler = shutil.which("g++")
+        if compiler is None:
+            return Verdict.reject(
+                NAME, "unsupported_language", language=language, error="g++ is not installed"
+            )
+        (workdir / "main.cpp").write_text(source)
+        built = sandbox.run(
+            [compiler, "-O2", "-std=c++17", "-o", "main", "main.cpp"], workdir, b"", COMPILE_LIMITS
+        )
+        if built.status != "ok":
+            return Verdict.reject(NAME, "syntax_error", language=language, error=_cut(built.stderr))
+        return ["./main"]
+
+    def _run_test(
+        self, command: list[str], test: dict[str, Any], language: str, workdir: Path, index: int
+    ) -> tuple[RunResult, str | None]:
+        """Run one test; returns the run and, when the run itself went fine, the failure code or None."""
+        kind = test.get("type", "stdin_stdout")
+        if kind == "stdin_stdout":
+            result = sandbox.run(command, workdir, str(test.get("input", "")).encode(), self.limits)
+            if result.status != "ok":
+                return result, None
+            matched = outputs_match(result.stdout, str(test.get("output", "")), self.options.float_tolerance)
+            return result, None if matched else "wrong_answer"
+        if kind == "assert" and language == "python":
+            entry = test.get("entry_point")
+            code = str(test.get("code", ""))
+            if entry and "def check" in code:
+                code += f"\n\ncheck({entry})\n"
+            script = f"test_{index}.py"
+            (workdir / script).write_text((workdir / "main.py").read_text() + "\n\n" + code)
+            result = sandbox.run([*command[:-1], script], workdir, b"", self.limits)
+            if result.status == "exit" and "AssertionError" in result.stderr:
+                return result, "wrong_answer"
+            return result, None
+        raise ValueError(f"test {index}: {kind!r} tests are not supported for {language}")
+
+    def _judge(
+        self, program: tuple[str, str], tests: list[dict[str, Any]], workdir: Path, level: str
+    ) -> Verdict:
+        language, source = program
+        prepared = self._prepare(language, source, workdir)
+        if isinstance(prepared, Verdict):
+            return prepared
+        passed, first_failure, first_code = 0, None, None
+        for index, test in enumerate(tests):
+            try:
+                result, failure = self._run_test(prepared, test, language, workdir, index)
+            except ValueError as exc:
+                return Verdict.reject(NAME, "bad_test", error=str(exc), isolation=level)
+            code = failure or (None if result.status == "ok" else _REASON_OF[result.status])
+            if code is None:
+                passed += 1
+                continue
+            if first_code is None:
+                first_code = code
+                first_failure = {
+                    "test": index,
+                    "input": _cut(str(test.get("input", test.get("code", "")))),
+                    "expected": _cut(str(test.get("output", ""))),
+                    "got": _cut(result.stdout),
+                    "stderr": _cut(result.stderr[-DETAIL_CHARS:]),
+                    "seconds": result.wall_s,
+                }
+            if not self.options.all_tests:
+                break
+        details = {"passed": passed, "total": len(tests), "language": language, "isolation": level}
+        if first_code is None:
+            return Verdict.accept(**details)
+        return Verdict.reject(NAME, first_code, first_failure=first_failure, **details)
