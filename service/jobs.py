@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
+from service import queue
 from service.db import reading, utcnow, writing
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
 from service.models import Job, Sample, Shard, Task, Verdict
+from service.prompts import conversation
+from service.queue import NewTask
 from service.samples import verdicts_by_sample, with_prompt
 from service.schemas import (
     FailedTask,
@@ -31,20 +33,6 @@ from service.schemas import (
 )
 
 FAILED_TASKS_SHOWN = 20
-INSERT_CHUNK = 5_000
-
-
-def _messages(prompt: PromptIn, spec: dict[str, Any]) -> list[dict[str, str]]:
-    """The exact conversation the teacher will be sent for this prompt."""
-    if prompt.messages is not None:
-        turns = [m.model_dump() for m in prompt.messages]
-    else:
-        template = spec.get("prompt_template") or "{prompt}"
-        turns = [{"role": "user", "content": template.replace("{prompt}", prompt.prompt or "")}]
-    system = spec.get("system_prompt")
-    if system and turns[0]["role"] != "system":
-        turns.insert(0, {"role": "system", "content": system})
-    return turns
 
 
 def _insert_tasks(
@@ -53,30 +41,21 @@ def _insert_tasks(
     repeated = [pid for pid, count in Counter(p.id for p in prompts).items() if count > 1]
     if repeated:
         raise InvalidJob(f"prompts: prompt id {repeated[0]!r} appears more than once", field="prompts")
-    now = utcnow()
-    rows = [
-        {
-            "job_id": job_id,
-            "prompt_id": p.id,
-            "messages": _messages(p, spec),
-            "reference": p.reference,
-            "tests": p.tests,
-            "status": status,
-            "attempt": 0,
-            "not_before": now,
-            "n_samples": 0,
-            "n_accepted": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-        }
+    tasks = [
+        NewTask(
+            p.id,
+            p.prompt,
+            None if p.messages is None else [m.model_dump() for m in p.messages],
+            p.reference,
+            p.tests,
+        )
         for p in prompts
     ]
     try:
-        for start in range(0, len(rows), INSERT_CHUNK):
-            conn.execute(insert(Task), rows[start : start + INSERT_CHUNK])
-    except IntegrityError as exc:
+        queue.enqueue(conn, job_id, tasks, status)
+    except conn.dialect.loaded_dbapi.IntegrityError as exc:
         raise InvalidJob("prompts: a prompt id is already in this job", field="prompts") from exc
-    conn.execute(update(Job).where(Job.id == job_id).values(num_tasks=Job.num_tasks + len(rows)))
+    conn.execute(update(Job).where(Job.id == job_id).values(num_tasks=Job.num_tasks + len(tasks)))
 
 
 def create_job(engine: Engine, job: JobIn) -> JobCreated:
@@ -270,7 +249,7 @@ def list_samples(
     if cursor is not None:
         query = query.where(Sample.id > cursor)
     with reading(engine) as conn:
-        _job_row(conn, job_id)
+        job = _job_row(conn, job_id)
         rows = conn.execute(query).all()
         page = rows[:limit]
         verdicts = verdicts_by_sample(conn, [row.id for row in page])
@@ -279,7 +258,7 @@ def list_samples(
             id=s.id,
             prompt_id=s.prompt_id,
             sample_index=s.sample_index,
-            messages=s.messages,
+            messages=conversation(s.prompt, s.messages, job.spec),
             reference=s.reference,
             completion=s.completion,
             think=s.think,

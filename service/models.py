@@ -61,16 +61,17 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("job_id", "prompt_id"),
+        # Few indexes, since a 100,000-prompt job inserts them all at once: claims read (status,
+        # not_before), lease sweeps and renewals (status, lease_expires_at), per-job counts the unique key.
         Index(None, "status", "not_before"),
         Index(None, "status", "lease_expires_at"),
-        Index(None, "job_id", "status"),
-        Index(None, "owner"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     prompt_id: Mapped[str] = mapped_column(String(200))
-    messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # exactly what the teacher is sent
+    prompt: Mapped[str | None] = mapped_column(Text)  # a text prompt, as given
+    messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)  # a chat prompt, as given
     reference: Mapped[str | None] = mapped_column(Text)
     tests: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))  # draft | queued | running | done | failed | cancelled

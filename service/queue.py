@@ -8,6 +8,7 @@ claim at once without waiting on each other (SQLite ignores it and serialises wr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from service.db import utcnow, writing
+from service.db import is_sqlite, utcnow, writing
 from service.errors import LeaseLost
 from service.models import Sample, Task, Verdict
 
@@ -29,10 +30,87 @@ class ClaimedTask:
     id: int
     job_id: str
     prompt_id: str
-    messages: list[dict[str, str]]
+    prompt: str | None
+    messages: list[dict[str, str]] | None
     reference: str | None
     tests: list[dict[str, Any]] | None
     attempt: int
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A prompt about to be queued, as the user gave it: text or chat messages."""
+
+    prompt_id: str
+    prompt: str | None
+    messages: list[dict[str, str]] | None
+    reference: str | None
+    tests: list[dict[str, Any]] | None
+
+
+_TASK_COLUMNS = (
+    "job_id",
+    "prompt_id",
+    "prompt",
+    "messages",
+    "reference",
+    "tests",
+    "status",
+    "attempt",
+    "not_before",
+    "n_samples",
+    "n_accepted",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
+def enqueue(conn: Connection, job_id: str, tasks: Sequence[NewTask], status: str) -> None:
+    """Insert a job's tasks in bulk: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite.
+
+    Jobs of 100,000 prompts must be accepted in about a second, which SQLAlchemy's per-row parameter
+    processing alone would exceed; values are encoded once here with the columns' own processors, so
+    rows look exactly as SQLAlchemy would have written them.
+
+    Raises:
+        the driver's IntegrityError when a prompt id is already in the job.
+    """
+    now = utcnow()
+    table = Task.__table__.c
+    json_processor = table.messages.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    stamp = table.not_before.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    not_before = stamp(now) if stamp else now
+
+    def encode_json(value: Any) -> Any:
+        return json_processor(value) if json_processor else json.dumps(value)
+
+    rows = [
+        (
+            job_id,
+            t.prompt_id,
+            t.prompt,
+            None if t.messages is None else encode_json(t.messages),
+            t.reference,
+            None if t.tests is None else encode_json(t.tests),
+            status,
+            0,
+            not_before,
+            0,
+            0,
+            0,
+            0,
+        )
+        for t in tasks
+    ]
+    driver = conn.connection.driver_connection
+    columns = ", ".join(_TASK_COLUMNS)
+    if is_sqlite(conn):
+        placeholders = ", ".join("?" * len(_TASK_COLUMNS))
+        driver.executemany(f"INSERT INTO tasks ({columns}) VALUES ({placeholders})", rows)  # type: ignore[union-attr]
+        return
+    with driver.cursor() as cursor, cursor.copy(f"COPY tasks ({columns}) FROM STDIN") as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(row)
 
 
 @dataclass(frozen=True)
@@ -117,7 +195,14 @@ def claim(
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
             )
             .returning(
-                Task.id, Task.job_id, Task.prompt_id, Task.messages, Task.reference, Task.tests, Task.attempt
+                Task.id,
+                Task.job_id,
+                Task.prompt_id,
+                Task.prompt,
+                Task.messages,
+                Task.reference,
+                Task.tests,
+                Task.attempt,
             )
         ).all()
     return sorted((ClaimedTask(*row) for row in rows), key=lambda t: t.id)

@@ -12,10 +12,10 @@ from service.models import Sample, Task, Verdict
 ID_CHUNK = 500  # keeps IN lists well under SQLite's bound-parameter limit
 
 
-def with_prompt() -> Select[Sample, str, list[dict[str, str]], str | None]:
-    """Sample rows joined with their task's prompt id, messages and reference, in id order."""
+def with_prompt() -> Select[Sample, str, str | None, list[dict[str, str]] | None, str | None]:
+    """Sample rows joined with their task's prompt id, prompt (text or messages) and reference, by id."""
     return (
-        select(Sample, Task.prompt_id, Task.messages, Task.reference)
+        select(Sample, Task.prompt_id, Task.prompt, Task.messages, Task.reference)
         .join(Task, Task.id == Sample.task_id)
         .order_by(Sample.id)
     )

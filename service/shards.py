@@ -25,6 +25,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from service.db import reading, utcnow, writing
 from service.errors import ShardWriteError
 from service.models import Job, Sample, Shard, Task
+from service.prompts import conversation
 from service.samples import ID_CHUNK, verdicts_by_sample, with_prompt
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class FlushResult:
 def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` committed samples of one kind not yet in a shard, with their verdicts."""
     with reading(engine) as conn:
-        model = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()["teacher"]["model"]
+        spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
         samples = conn.execute(
             with_prompt()
             .where(Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None))
@@ -95,7 +96,7 @@ def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[
             "prompt_id": s.prompt_id,
             "sample_index": s.sample_index,
             "attempt": s.attempt,
-            "messages": s.messages,
+            "messages": conversation(s.prompt, s.messages, spec),
             "reference": s.reference,
             "completion": s.completion,
             "think": s.think,
@@ -105,7 +106,7 @@ def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[
             "accepted": s.accepted,
             "reasons": [v["reason"] for v in verdicts[s.id] if v["reason"]],
             "verdicts": verdicts[s.id],
-            "teacher_model": model,
+            "teacher_model": spec["teacher"]["model"],
             "created_at": s.created_at,
         }
         for s in samples

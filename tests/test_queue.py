@@ -181,3 +181,19 @@ def test_draft_and_cancelled_tasks_are_never_claimed(engine: Engine) -> None:
     assert queue.claim(engine, "w1", 10, LEASE, max_attempts=3) == []
     jobs.start_job(engine, draft)
     assert [t.prompt_id for t in queue.claim(engine, "w1", 10, LEASE, max_attempts=3)] == ["d"]
+
+
+def test_bulk_enqueued_rows_read_back_as_sqlalchemy_wrote_them(engine: Engine) -> None:
+    """Tasks are inserted past SQLAlchemy's row processing; their values must still compare and decode."""
+    job_id = _job(engine, prompts=3)
+    with engine.connect() as conn:
+        not_before, prompt, messages, tests = conn.execute(
+            select(Task.not_before, Task.prompt, Task.messages, Task.tests)
+            .where(Task.job_id == job_id)
+            .limit(1)
+        ).one()
+        ready = conn.execute(
+            select(func.count()).select_from(Task).where(Task.not_before <= utcnow())
+        ).scalar_one()
+    assert not_before <= utcnow() and ready == 3
+    assert (prompt, messages, tests) == ("Compute 0 + 1.", None, None)

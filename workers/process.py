@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from service import queue
 from service.errors import TeacherRejected, TeacherUnavailable
+from service.prompts import conversation
 from service.queue import ClaimedTask, NewSample, NewVerdict
 from service.settings import read_environment_variable
 from verifiers.base import Candidate
@@ -31,6 +32,10 @@ class JobPlan:
     n: int
     verifiers: tuple[VerifierSpec, ...]
     missing_key_env: str | None
+    spec: dict[str, Any]
+
+    def conversation(self, task: ClaimedTask) -> list[dict[str, str]]:
+        return conversation(task.prompt, task.messages, self.spec)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> JobPlan:
@@ -48,6 +53,7 @@ class JobPlan:
             n=spec["n"],
             verifiers=tuple(VerifierSpec(v["name"], v.get("options") or {}) for v in spec["verifiers"]),
             missing_key_env=key_env if key_env and key is None else None,
+            spec=spec,
         )
 
 
@@ -72,7 +78,9 @@ def apportion(total: int, weights: list[int]) -> list[int]:
     return counts
 
 
-def to_samples(task: ClaimedTask, result: ChatResult) -> tuple[list[NewSample], list[Candidate]]:
+def to_samples(
+    task: ClaimedTask, messages: list[dict[str, str]], result: ChatResult
+) -> tuple[list[NewSample], list[Candidate]]:
     splits = [split_completion(c.content, c.reasoning) for c in result.choices]
     tokens = apportion(result.completion_tokens, [len(s.completion) for s in splits])
     samples, candidates = [], []
@@ -87,7 +95,7 @@ def to_samples(task: ClaimedTask, result: ChatResult) -> tuple[list[NewSample], 
                 answer=split.answer,
                 finish_reason=choice.finish_reason,
                 completion_tokens=used,
-                messages=tuple(task.messages),
+                messages=tuple(messages),
                 reference=task.reference,
                 tests=tuple(task.tests) if task.tests is not None else None,
             )
@@ -116,13 +124,14 @@ class TaskProcessor:
         if "seed" in sampling:
             sampling["seed"] = task_seed(sampling["seed"], task.prompt_id)
         try:
-            result = await self.teacher.chat(plan.endpoint, task.messages, sampling, plan.n)
+            messages = plan.conversation(task)
+            result = await self.teacher.chat(plan.endpoint, messages, sampling, plan.n)
         except TeacherUnavailable as exc:
             return await self._retry(task, exc.message)
         except TeacherRejected as exc:
             await asyncio.to_thread(queue.fail, self.engine, task, self.owner, exc.message)
             return "failed"
-        samples, candidates = to_samples(task, result)
+        samples, candidates = to_samples(task, messages, result)
         verdicts = await self.runner.verify(plan.verifiers, candidates)
         committed = [
             NewSample(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 13:10:38.796947
+Create Date: 2026-11-24 13:43:45.485161
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def upgrade() -> None:
         ),
         sa.Column("job_id", sa.String(length=32), nullable=False),
         sa.Column("prompt_id", sa.String(length=200), nullable=False),
-        sa.Column("messages", sa.JSON(), nullable=False),
+        sa.Column("prompt", sa.Text(), nullable=True),
+        sa.Column("messages", sa.JSON(), nullable=True),
         sa.Column("reference", sa.Text(), nullable=True),
         sa.Column("tests", sa.JSON(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -81,8 +82,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("job_id", "prompt_id", name=op.f("uq_tasks_job_id_prompt_id")),
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_tasks_job_id_status"), ["job_id", "status"], unique=False)
-        batch_op.create_index(batch_op.f("ix_tasks_owner"), ["owner"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_tasks_status_lease_expires_at"), ["status", "lease_expires_at"], unique=False
         )
@@ -165,8 +164,6 @@ def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tasks_status_not_before"))
         batch_op.drop_index(batch_op.f("ix_tasks_status_lease_expires_at"))
-        batch_op.drop_index(batch_op.f("ix_tasks_owner"))
-        batch_op.drop_index(batch_op.f("ix_tasks_job_id_status"))
 
     op.drop_table("tasks")
     with op.batch_alter_table("shards", schema=None) as batch_op:
