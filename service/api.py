@@ -9,7 +9,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -58,6 +58,100 @@ async def _flusher(engine: Engine, settings: Settings) -> None:
         except Exception:  # a bad pass must not end the flusher; the next pass retries
             log.exception("shard flush failed; retrying")
         await asyncio.sleep(settings.flush_interval)
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+router = APIRouter(prefix="/v1")
+
+
+@router.get("/health", tags=["service"])
+def health(engine: EngineDep) -> dict[str, str]:
+    """Liveness: answers once the API is up and its database reachable."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    return {"status": "ok"}
+
+
+@router.post("/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
+def create_job(engine: EngineDep, job: JobIn, response: Response) -> JobCreated:
+    """Create a job and queue one task per prompt (with ``start: false``, a draft to fill in pages).
+
+    A job with an ``idempotency_key`` already used returns that job (200) instead of a second one.
+    """
+    created = jobs.create_job(engine, job)
+    if not created.created:
+        response.status_code = status.HTTP_200_OK
+    return created
+
+
+@router.get("/jobs", tags=["jobs"])
+def list_jobs(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[JobSummary]:
+    """Jobs, newest first."""
+    return jobs.list_jobs(engine, limit)
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"])
+def get_job(engine: EngineDep, job_id: str) -> JobOut:
+    """Status, tasks done/total, samples accepted/rejected, acceptance per verifier, reasons."""
+    return jobs.get_job(engine, job_id)
+
+
+@router.post("/jobs/{job_id}/prompts", tags=["jobs"])
+def add_prompts(engine: EngineDep, job_id: str, page: PromptsIn) -> dict[str, int]:
+    """Add a page of prompts to a draft job."""
+    return {"num_tasks": jobs.add_prompts(engine, job_id, page.prompts)}
+
+
+@router.post("/jobs/{job_id}/start", tags=["jobs"])
+def start_job(engine: EngineDep, job_id: str) -> JobOut:
+    """Queue a draft job's tasks."""
+    jobs.start_job(engine, job_id)
+    return jobs.get_job(engine, job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["jobs"])
+def cancel_job(engine: EngineDep, job_id: str) -> JobOut:
+    """Stop new claims; running tasks finish and accepted samples are kept."""
+    jobs.cancel_job(engine, job_id)
+    return jobs.get_job(engine, job_id)
+
+
+@router.post("/jobs/{job_id}/resume", tags=["jobs"])
+def resume_job(engine: EngineDep, job_id: str) -> JobOut:
+    """Queue again what a paused or cancelled job left unfinished."""
+    jobs.resume_job(engine, job_id)
+    return jobs.get_job(engine, job_id)
+
+
+@router.get("/jobs/{job_id}/samples", tags=["samples"])
+def list_samples(
+    engine: EngineDep,
+    job_id: str,
+    *,
+    status: Literal["accepted", "rejected"] | None = None,
+    reason: Annotated[str | None, Query(max_length=120, description="e.g. format:unclosed_think")] = None,
+    cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> SamplePage:
+    """A page of samples with their verdicts, filtered by status and rejection reason."""
+    return jobs.list_samples(engine, job_id, status=status, reason=reason, cursor=cursor, limit=limit)
+
+
+@router.get("/jobs/{job_id}/shards", tags=["samples"])
+def list_shards(engine: EngineDep, settings: SettingsDep, job_id: str) -> list[ShardOut]:
+    """The job's Parquet shards (paths relative to the shard directory)."""
+    return jobs.list_shards(engine, job_id, settings.shard_root)
 
 
 def create_app(settings: Settings | None = None, *, run_flusher: bool = True) -> FastAPI:
@@ -113,63 +207,5 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
             body["errors"] = [{"field": exc.field, "message": exc.message, "type": "invalid_job"}]
         return JSONResponse(body, status_code=code)
 
-    @app.get("/v1/health", tags=["service"])
-    def health() -> dict[str, str]:
-        """Liveness: answers once the API is up and its database reachable."""
-        return {"status": "ok"}
-
-    @app.post("/v1/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
-    def create_job(job: JobIn, response: Response) -> JobCreated:
-        """Create a job and queue one task per prompt (with ``start: false``, a draft to fill in pages).
-
-        A job with an ``idempotency_key`` already used returns that job (200) instead of a second one.
-        """
-        created = jobs.create_job(engine, job)
-        if not created.created:
-            response.status_code = status.HTTP_200_OK
-        return created
-
-    @app.get("/v1/jobs", tags=["jobs"])
-    def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[JobSummary]:
-        """Jobs, newest first."""
-        return jobs.list_jobs(engine, limit)
-
-    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
-    def get_job(job_id: str) -> JobOut:
-        """Status, tasks done/total, samples accepted/rejected, acceptance per verifier, reasons."""
-        return jobs.get_job(engine, job_id)
-
-    @app.post("/v1/jobs/{job_id}/prompts", tags=["jobs"])
-    def add_prompts(job_id: str, page: PromptsIn) -> dict[str, int]:
-        """Add a page of prompts to a draft job."""
-        return {"num_tasks": jobs.add_prompts(engine, job_id, page.prompts)}
-
-    @app.post("/v1/jobs/{job_id}/start", tags=["jobs"])
-    def start_job(job_id: str) -> JobOut:
-        """Queue a draft job's tasks."""
-        jobs.start_job(engine, job_id)
-        return jobs.get_job(engine, job_id)
-
-    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
-    def cancel_job(job_id: str) -> JobOut:
-        """Stop new claims; running tasks finish and accepted samples are kept."""
-        jobs.cancel_job(engine, job_id)
-        return jobs.get_job(engine, job_id)
-
-    @app.get("/v1/jobs/{job_id}/samples", tags=["samples"])
-    def list_samples(
-        job_id: str,
-        status: Literal["accepted", "rejected"] | None = None,
-        reason: Annotated[str | None, Query(max_length=120, description="e.g. format:unclosed_think")] = None,
-        cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    ) -> SamplePage:
-        """A page of samples with their verdicts, filtered by status and rejection reason."""
-        return jobs.list_samples(engine, job_id, status=status, reason=reason, cursor=cursor, limit=limit)
-
-    @app.get("/v1/jobs/{job_id}/shards", tags=["samples"])
-    def list_shards(job_id: str) -> list[ShardOut]:
-        """The job's Parquet shards (paths relative to the shard directory)."""
-        return jobs.list_shards(engine, job_id, settings.shard_root)
-
+    app.include_router(router)
     return app

@@ -155,6 +155,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
+    from service.client import ApiClient
+
+    job = ApiClient(args.api or f"http://{settings.host}:{settings.port}").act(args.job, args.command)
+    print(f"job {job['id']}: {job['status']}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.demo import run_demo
 
@@ -318,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--follow", action="store_true", help="show progress until it finishes")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=cmd_status)
+
+    for action, text in (
+        ("cancel", "stop a job's new claims (running prompts finish)"),
+        ("resume", "queue again what a paused or cancelled job left"),
+    ):
+        control = sub.add_parser(action, help=text)
+        control.add_argument("job")
+        control.add_argument("--api")
+        control.set_defaults(run=cmd_control)
 
     demo = sub.add_parser("demo", help="run a whole job on loopback with the stand-in teacher")
     _teacher_options(demo)

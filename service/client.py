@@ -52,6 +52,11 @@ class ApiClient:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/start")
         return result
 
+    def act(self, job_id: str, action: str) -> dict[str, Any]:
+        """``cancel`` or ``resume`` a job."""
+        result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/{action}")
+        return result
+
     def job(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}")
         return result

@@ -132,10 +132,39 @@ def cancel_job(engine: Engine, job_id: str) -> None:
             raise JobStateConflict(f"job {job_id} is already {job.status}")
         conn.execute(
             update(Task)
-            .where(Task.job_id == job_id, Task.status.in_(("draft", "queued")))
+            .where(Task.job_id == job_id, Task.status.in_(("draft", "queued", "paused")))
             .values(status="cancelled", finished_at=utcnow())
         )
         conn.execute(update(Job).where(Job.id == job_id).values(status="cancelled"))
+
+
+def resume_job(engine: Engine, job_id: str) -> None:
+    """Queue again what a paused or cancelled job left unfinished."""
+    with writing(engine) as conn:
+        job = _job_row(conn, job_id)
+        if job.status not in ("paused", "cancelled"):
+            raise JobStateConflict(
+                f"job {job_id} is {job.status}; only a paused or cancelled job can be resumed"
+            )
+        conn.execute(
+            update(Task)
+            .where(Task.job_id == job_id, Task.status.in_(("paused", "cancelled")))
+            .values(status="queued", not_before=utcnow(), finished_at=None)
+        )
+        conn.execute(
+            update(Job).where(Job.id == job_id).values(status="running", status_reason=None, finished_at=None)
+        )
+
+
+def paused_for_teacher(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    """Jobs paused because their teacher was unreachable, with their specs (for workers to probe)."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(Job.id, Job.spec).where(
+                Job.status == "paused", Job.status_reason.like("teacher unreachable%")
+            )
+        ).all()
+    return [(job_id, spec) for job_id, spec in rows]
 
 
 def task_counts(conn: Connection, job_id: str) -> TaskCounts:
@@ -197,6 +226,7 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         id=job.id,
         name=job.name,
         status=job.status,
+        status_reason=job.status_reason,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

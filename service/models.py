@@ -46,7 +46,8 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # draft | running | cancelled | done
+    status: Mapped[str] = mapped_column(String(16))  # draft | running | paused | cancelled | done
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why it is paused
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     num_tasks: Mapped[int] = mapped_column(Integer, default=0)
@@ -74,7 +75,8 @@ class Task(Base):
     messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)  # a chat prompt, as given
     reference: Mapped[str | None] = mapped_column(Text)
     tests: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))  # draft | queued | running | done | failed | cancelled
+    # draft | queued | running | paused (its job is) | done | failed | cancelled
+    status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)

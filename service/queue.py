@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from service.db import is_sqlite, utcnow, writing
 from service.errors import LeaseLost
-from service.models import Sample, Task, Verdict
+from service.models import Job, Sample, Task, Verdict
 
 ERROR_TEXT_LIMIT = 2_000
 
@@ -326,6 +326,26 @@ def fail(engine: Engine, task: ClaimedTask, owner: str, error: str) -> None:
     """Fail a task for good (the teacher rejected its request itself)."""
     with writing(engine) as conn:
         _move(conn, task, owner, status="failed", finished_at=utcnow(), last_error=error[:ERROR_TEXT_LIMIT])
+
+
+def pause_for_teacher(engine: Engine, task: ClaimedTask, owner: str, reason: str) -> None:
+    """Hold the task and its whole job because the teacher is unreachable; no attempt is spent.
+
+    Raises:
+        LeaseLost: the lease is no longer ours; nothing was written.
+    """
+    with writing(engine) as conn:
+        _move(
+            conn, task, owner, status="paused", attempt=task.attempt - 1, last_error=reason[:ERROR_TEXT_LIMIT]
+        )
+        conn.execute(
+            update(Job)
+            .where(Job.id == task.job_id, Job.status == "running")
+            .values(status="paused", status_reason=reason[:ERROR_TEXT_LIMIT])
+        )
+        conn.execute(
+            update(Task).where(Task.job_id == task.job_id, Task.status == "queued").values(status="paused")
+        )
 
 
 def release(engine: Engine, owner: str, task_ids: Sequence[int]) -> int:

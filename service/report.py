@@ -47,9 +47,11 @@ def summary(job: dict[str, Any], shards: list[dict[str, Any]]) -> str:
     """A plain-text account of a job: counts, acceptance per verifier, reasons, failures, shards."""
     samples, tasks = job["samples"], job["tasks"]
     rate = samples["acceptance_rate"]
+    reason = f" ({job['status_reason']})" if job.get("status_reason") else ""
     lines = [
-        f"job {job['id']}: {job['status']}",
-        f"  prompts: {tasks['done']} done, {tasks['failed']} failed, {tasks['cancelled']} cancelled "
+        f"job {job['id']}: {job['status']}{reason}",
+        f"  prompts: {tasks['done']} done, {tasks['failed']} failed, {tasks['cancelled']} cancelled, "
+        f"{tasks['paused']} paused "
         f"of {tasks['total']}",
         f"  samples: {samples['accepted']} accepted, {samples['rejected']} rejected"
         + (f" (acceptance {rate:.1%})" if rate is not None else ""),

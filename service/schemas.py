@@ -59,7 +59,10 @@ class TeacherIn(Strict):
         },
     )
 
-    base_url: str = Field(description="Base URL ending in /v1, e.g. http://127.0.0.1:8000/v1")
+    base_url: str | list[str] = Field(
+        description="Base URL ending in /v1, e.g. http://127.0.0.1:8000/v1, or a list of several servers of "
+        "the same model, which are load-balanced (one that fails is skipped for a while)."
+    )
     model: str = Field(min_length=1, max_length=300)
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the key."
@@ -78,15 +81,22 @@ class TeacherIn(Strict):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_urls(cls, value: str | list[str]) -> list[str]:
+        """One URL or several; stored as a list."""
         from urllib.parse import urlsplit
 
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
-        if parts.username or parts.password:
-            raise ValueError("must not carry credentials; use api_key_env")
-        return value.rstrip("/")
+        urls = [value] if isinstance(value, str) else value
+        if not urls:
+            raise ValueError("give at least one URL")
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"{url!r} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1"
+                )
+            if parts.username or parts.password:
+                raise ValueError("must not carry credentials; use api_key_env")
+        return [url.rstrip("/") for url in urls]
 
     @field_validator("api_key_env")
     @classmethod
@@ -183,6 +193,7 @@ class TaskCounts(BaseModel):
     draft: int = 0
     queued: int = 0
     running: int = 0
+    paused: int = 0
     done: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -212,6 +223,7 @@ class JobOut(BaseModel):
     id: str
     name: str | None
     status: str
+    status_reason: str | None = Field(description="Why the job is paused, when it is.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

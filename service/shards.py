@@ -186,14 +186,16 @@ def flush_job(engine: Engine, root: Path, job_id: str, *, shard_rows: int, final
 def flush_all(engine: Engine, root: Path, *, shard_rows: int) -> FlushResult:
     """One flusher pass: write shards for every active job; mark finished jobs done once flushed."""
     with reading(engine) as conn:
-        jobs = conn.execute(select(Job.id, Job.status).where(Job.status.in_(("running", "cancelled")))).all()
+        jobs = conn.execute(
+            select(Job.id, Job.status).where(Job.status.in_(("running", "paused", "cancelled")))
+        ).all()
     shards = rows = 0
     for job_id, status in jobs:
         with reading(engine) as conn:
             active = conn.execute(
                 select(func.count())
                 .select_from(Task)
-                .where(Task.job_id == job_id, Task.status.in_(("draft", "queued", "running")))
+                .where(Task.job_id == job_id, Task.status.in_(("draft", "queued", "running", "paused")))
             ).scalar_one()
             pending = conn.execute(
                 select(func.count())

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service import jobs, queue
 from service.db import utcnow, writing
-from service.errors import LeaseLost
+from service.errors import JobStateConflict, LeaseLost
 from service.models import Sample, Task
 from service.queue import NewSample, NewVerdict
 from service.schemas import JobIn
@@ -197,3 +197,30 @@ def test_bulk_enqueued_rows_read_back_as_sqlalchemy_wrote_them(engine: Engine) -
         ).scalar_one()
     assert not_before <= utcnow() and ready == 3
     assert (prompt, messages, tests) == ("Compute 0 + 1.", None, None)
+
+
+def test_pause_for_teacher_holds_the_job_without_spending_attempts(engine: Engine) -> None:
+    job_id = _job(engine, prompts=3)
+    [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
+    queue.pause_for_teacher(engine, task, "w1", "teacher unreachable: connection refused")
+    job = jobs.get_job(engine, job_id)
+    assert (job.status, job.status_reason) == ("paused", "teacher unreachable: connection refused")
+    assert job.tasks.paused == 3
+    assert queue.claim(engine, "w1", 10, LEASE, max_attempts=3) == []
+    assert [j for j, _ in jobs.paused_for_teacher(engine)] == [job_id]
+    jobs.resume_job(engine, job_id)
+    again = queue.claim(engine, "w2", 10, LEASE, max_attempts=3)
+    assert sorted(t.attempt for t in again) == [1, 1, 1]
+    with pytest.raises(LeaseLost):
+        queue.pause_for_teacher(engine, task, "w1", "late")
+
+
+def test_resume_a_cancelled_job(engine: Engine) -> None:
+    job_id = _job(engine, prompts=2)
+    [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
+    jobs.cancel_job(engine, job_id)
+    queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)  # a running task finishes and counts
+    jobs.resume_job(engine, job_id)
+    assert [t.prompt_id for t in queue.claim(engine, "w2", 10, LEASE, max_attempts=3)] == ["p1"]
+    with pytest.raises(JobStateConflict):
+        jobs.resume_job(engine, job_id)

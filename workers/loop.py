@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -15,9 +16,9 @@ import aiohttp
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
-from service import queue
+from service import jobs, queue
 from service.db import reading
-from service.errors import LeaseLost
+from service.errors import JobStateConflict, LeaseLost
 from service.models import Job
 from service.queue import ClaimedTask
 from verifiers.runner import VerifierRunner
@@ -28,6 +29,7 @@ from workers.teacher import TeacherClient
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.5
+PAUSED_PROBE_S = 10.0
 SHUTDOWN_GRACE_S = 30.0
 
 
@@ -41,6 +43,7 @@ class WorkerStats:
     done: int = 0
     failed: int = 0
     retried: int = 0
+    paused: int = 0
     lost: int = 0
 
 
@@ -55,6 +58,8 @@ class Worker:
     max_in_flight: int
     owner: str = field(default_factory=new_owner)
     exit_when_idle: bool = False
+    paused_probe_s: float = PAUSED_PROBE_S
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S
     stats: WorkerStats = field(default_factory=WorkerStats)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: dict[int, asyncio.Task[str]] = field(default_factory=dict)
@@ -91,6 +96,8 @@ class Worker:
                 self.stats.done += 1
             elif outcome == "failed":
                 self.stats.failed += 1
+            elif outcome == "paused":
+                self.stats.paused += 1
             else:
                 self.stats.retried += 1
 
@@ -115,10 +122,12 @@ class Worker:
             beat = asyncio.create_task(
                 heartbeat(self.engine, self.owner, self.lease_seconds, lambda: set(self._tasks), self._cancel)
             )
+            probe = asyncio.create_task(self._resume_when_teachers_return(processor.teacher))
             try:
                 await self._serve(processor)
             finally:
                 beat.cancel()
+                probe.cancel()
                 await self._shut_down()
         log.info("worker %s stopped: %s", self.owner, self.stats)
         return self.stats
@@ -141,10 +150,25 @@ class Worker:
         finally:
             stop.cancel()
 
+    async def _resume_when_teachers_return(self, teacher: TeacherClient) -> None:
+        """Resume jobs paused for an unreachable teacher once one of its servers answers again."""
+        while True:
+            await asyncio.sleep(self.paused_probe_s)
+            try:
+                paused = await asyncio.to_thread(jobs.paused_for_teacher, self.engine)
+            except OperationalError as exc:
+                log.warning("could not list paused jobs: %s", exc)
+                continue
+            for job_id, spec in paused:
+                if await teacher.reachable(JobPlan.from_spec(spec).endpoint):
+                    with contextlib.suppress(JobStateConflict):
+                        await asyncio.to_thread(jobs.resume_job, self.engine, job_id)
+                        log.info("job %s resumed: its teacher answers again", job_id)
+
     async def _shut_down(self) -> None:
         """Give running tasks a grace period to finish, then hand the rest back to the queue."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks.values()), timeout=SHUTDOWN_GRACE_S)
+            await asyncio.wait(set(self._tasks.values()), timeout=self.shutdown_grace_s)
         left = list(self._tasks)
         for task in list(self._tasks.values()):
             task.cancel()

@@ -44,7 +44,7 @@ class JobPlan:
         key = read_environment_variable(key_env) if key_env else None
         return cls(
             endpoint=TeacherEndpoint(
-                base_url=teacher["base_url"],
+                base_urls=tuple(teacher["base_url"]),
                 model=teacher["model"],
                 api_key=key,
                 timeout_s=teacher.get("timeout_s", 600.0),
@@ -127,7 +127,11 @@ class TaskProcessor:
             messages = plan.conversation(task)
             result = await self.teacher.chat(plan.endpoint, messages, sampling, plan.n)
         except TeacherUnavailable as exc:
-            return await self._retry(task, exc.message)
+            # The teacher is down, not this prompt: hold the job rather than spend the prompt's attempts.
+            reason = f"teacher unreachable: {exc.message}"
+            await asyncio.to_thread(queue.pause_for_teacher, self.engine, task, self.owner, reason)
+            log.warning("job %s paused: %s", task.job_id, reason)
+            return "paused"
         except TeacherRejected as exc:
             await asyncio.to_thread(queue.fail, self.engine, task, self.owner, exc.message)
             return "failed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ DEFAULT_MAX_RETRIES = 4
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+BENCH_BASE_S = 1.0
+BENCH_MAX_S = 60.0
+PROBE_TIMEOUT_S = 5.0
 ERROR_TEXT_LIMIT = 300
 
 
@@ -41,9 +45,10 @@ class ChatResult:
 
 @dataclass(frozen=True)
 class TeacherEndpoint:
-    """Where the teacher is and how to reach it; the API key comes from the worker's environment."""
+    """Where the teacher is (one or several servers) and how to reach it; the API key comes from the
+    worker's environment."""
 
-    base_url: str
+    base_urls: tuple[str, ...]
     model: str
     api_key: str | None = None
     timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
@@ -70,11 +75,44 @@ def _error_text(body: Any, status: int) -> str:
     return f"HTTP {status}: {message}"[:ERROR_TEXT_LIMIT]
 
 
+class ServerHealth:
+    """Spreads requests over a job's servers and benches one that fails, for longer each time."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, int] = {}
+        self._down_until: dict[str, float] = {}
+        self._turn = 0
+
+    def pick(self, urls: tuple[str, ...]) -> str:
+        """The next healthy server in turn; when all are benched, the one back soonest."""
+        now = time.monotonic()
+        healthy = [u for u in urls if self._down_until.get(u, 0.0) <= now]
+        self._turn += 1
+        if healthy:
+            return healthy[self._turn % len(healthy)]
+        return min(urls, key=lambda u: self._down_until.get(u, 0.0))
+
+    def any_healthy(self, urls: tuple[str, ...]) -> bool:
+        now = time.monotonic()
+        return any(self._down_until.get(u, 0.0) <= now for u in urls)
+
+    def failed(self, url: str) -> None:
+        self._failures[url] = self._failures.get(url, 0) + 1
+        self._down_until[url] = time.monotonic() + min(
+            BENCH_MAX_S, BENCH_BASE_S * 2 ** (self._failures[url] - 1)
+        )
+
+    def succeeded(self, url: str) -> None:
+        self._failures.pop(url, None)
+        self._down_until.pop(url, None)
+
+
 class TeacherClient:
-    """One aiohttp session shared by every request of a worker."""
+    """One aiohttp session shared by every request of a worker, and what it knows of server health."""
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
+        self.health = ServerHealth()
 
     async def chat(
         self, endpoint: TeacherEndpoint, messages: list[dict[str, str]], sampling: dict[str, Any], n: int
@@ -82,25 +120,53 @@ class TeacherClient:
         """Ask for ``n`` completions of one conversation, retrying what may succeed later."""
         payload = {"model": endpoint.model, "messages": messages, "n": n, **sampling}
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
-        url = endpoint.base_url.rstrip("/") + "/chat/completions"
         last_error = ""
         for attempt in range(endpoint.max_retries + 1):
             retry_after: float | None = None
+            base = self.health.pick(endpoint.base_urls)
+            url = base.rstrip("/") + "/chat/completions"
             try:
                 timeout = aiohttp.ClientTimeout(total=endpoint.timeout_s)
                 async with self.session.post(url, json=payload, headers=headers, timeout=timeout) as resp:
                     body = await resp.json(content_type=None)
                     if resp.status == 200:
+                        self.health.succeeded(base)
                         return _parse(body)
-                    last_error = _error_text(body, resp.status)
+                    last_error = f"{base}: {_error_text(body, resp.status)}"
                     if resp.status not in RETRYABLE_STATUS:
                         raise TeacherRejected(last_error)
                     retry_after = _retry_after(resp.headers)
+                    if resp.status != 429:  # overloaded is not down
+                        self.health.failed(base)
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-                last_error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT] or type(exc).__name__
-            if attempt < endpoint.max_retries:
+                last_error = f"{base}: {type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
+                self.health.failed(base)
+            if attempt < endpoint.max_retries and not (
+                retry_after is None and self._other_server(endpoint, base)
+            ):
                 await asyncio.sleep(backoff_delay(attempt, retry_after))
-        raise TeacherUnavailable(f"teacher at {endpoint.base_url} failed: {last_error}")
+        raise TeacherUnavailable(f"teacher unreachable after {endpoint.max_retries + 1} tries: {last_error}")
+
+    def _other_server(self, endpoint: TeacherEndpoint, failed: str) -> bool:
+        """Whether another healthy server can take the retry at once, without backing off."""
+        others = tuple(u for u in endpoint.base_urls if u != failed)
+        return bool(others) and self.health.any_healthy(others)
+
+    async def reachable(self, endpoint: TeacherEndpoint) -> bool:
+        """Whether any of the servers answers ``GET /models`` (used to resume a paused job)."""
+        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        for base in endpoint.base_urls:
+            try:
+                timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+                async with self.session.get(
+                    base.rstrip("/") + "/models", headers=headers, timeout=timeout
+                ) as resp:
+                    if resp.status == 200:
+                        self.health.succeeded(base)
+                        return True
+            except (TimeoutError, aiohttp.ClientError):
+                continue
+        return False
 
 
 def _parse(body: dict[str, Any]) -> ChatResult:

@@ -102,6 +102,7 @@ def test_a_job_of_20_prompts_by_4_lands_in_shards_that_agree_with_the_api(stack:
         "total": 20,
         "draft": 0,
         "queued": 0,
+        "paused": 0,
         "running": 0,
         "done": 20,
         "failed": 0,
