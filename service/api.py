@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, statu
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import jobs, shards
 from service.db import make_engine, upgrade_schema
 from service.errors import InvalidJob, JobNotFound, JobStateConflict, TracemillError, UnknownVerifier
-from service.schemas import JobCreated, JobIn, JobOut, JobSummary, PromptsIn, SamplePage, ShardOut
+from service.schemas import JobCreated, JobIn, JobOut, JobSummary, PromptIn, PromptsIn, SamplePage, ShardOut
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,24 @@ def health(engine: EngineDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _check_lengths(prompts: list[PromptIn], limit: int, base: str = "prompts") -> None:
+    """Refuse prompts longer than the configured limit, naming the first."""
+    for index, prompt in enumerate(prompts):
+        texts = [prompt.prompt] if prompt.prompt is not None else [m.content for m in prompt.messages or []]
+        if sum(len(t) for t in texts) > limit:
+            field = f"{base}.{index}.{'prompt' if prompt.prompt is not None else 'messages'}"
+            raise InvalidJob(
+                f"{field}: longer than {limit} characters (TRACEMILL_MAX_PROMPT_CHARS)", field=field
+            )
+
+
 @router.post("/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
-def create_job(engine: EngineDep, job: JobIn, response: Response) -> JobCreated:
+def create_job(engine: EngineDep, settings: SettingsDep, job: JobIn, response: Response) -> JobCreated:
     """Create a job and queue one task per prompt (with ``start: false``, a draft to fill in pages).
 
     A job with an ``idempotency_key`` already used returns that job (200) instead of a second one.
     """
+    _check_lengths(job.prompts, settings.max_prompt_chars)
     created = jobs.create_job(engine, job)
     if not created.created:
         response.status_code = status.HTTP_200_OK
@@ -108,8 +121,9 @@ def get_job(engine: EngineDep, job_id: str) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/prompts", tags=["jobs"])
-def add_prompts(engine: EngineDep, job_id: str, page: PromptsIn) -> dict[str, int]:
+def add_prompts(engine: EngineDep, settings: SettingsDep, job_id: str, page: PromptsIn) -> dict[str, int]:
     """Add a page of prompts to a draft job."""
+    _check_lengths(page.prompts, settings.max_prompt_chars)
     return {"num_tasks": jobs.add_prompts(engine, job_id, page.prompts)}
 
 
@@ -162,7 +176,7 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_schema, settings.database_url)
-        await asyncio.to_thread(shards.remove_orphans, engine, settings.shard_root)
+        await asyncio.to_thread(shards.remove_orphans, engine, settings.shard_root, settings.orphan_grace_s)
         flusher = asyncio.create_task(_flusher(engine, settings)) if run_flusher else None
         yield
         if flusher is not None:
@@ -198,6 +212,14 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
         errors = [_field_error(e) for e in exc.errors()]
         message = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
         return JSONResponse({"message": message, "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(_request: Request, _exc: RecursionError) -> JSONResponse:
+        return JSONResponse({"message": "request body is nested too deeply"}, status_code=400)
 
     @app.exception_handler(TracemillError)
     async def tracemill_error(_request: Request, exc: TracemillError) -> JSONResponse:

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     shard_rows: int = Field(default=DEFAULT_SHARD_ROWS, ge=1, description="Rows that make a full shard.")
     flush_interval: float = Field(default=2.0, gt=0, description="Seconds between shard flushes.")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_prompt_chars: int = Field(default=200_000, ge=1, description="Longest prompt a job may carry.")
+    orphan_grace_s: float = Field(
+        default=300.0, ge=0, description="Unrecorded shard files younger than this survive start-up."
+    )
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -186,3 +186,29 @@ def test_openapi_docs_describe_the_routes(client: TestClient) -> None:
         "/v1/jobs/{job_id}/shards",
     ):
         assert path in paths
+
+
+def test_a_prompt_over_the_configured_length_is_refused(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, max_prompt_chars=50)
+    with TestClient(create_app(settings, run_flusher=False)) as client:
+        response = client.post("/v1/jobs", json=_with("prompts.1.prompt", "x" * 51))
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "prompts.1.prompt"
+        assert _counts(client) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"teacher": "\xff\xfe"}',
+        b"\xff\xfe\xfd not utf-8",
+        b"[" * 100_000 + b"]" * 100_000,
+        b"{not json",
+        b"",
+    ],
+)
+def test_malformed_bodies_are_4xx(client: TestClient, content: bytes) -> None:
+    response = client.post("/v1/jobs", content=content, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["message"]
+    assert _counts(client) == (0, 0)
