@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -65,7 +66,13 @@ class Task(Base):
         # Few indexes, since a 100,000-prompt job inserts them all at once: claims read (status,
         # not_before), lease sweeps and renewals (status, lease_expires_at), per-job counts the unique key.
         Index(None, "status", "not_before"),
-        Index(None, "status", "lease_expires_at"),
+        # Partial: only running tasks have leases, so queuing a job never touches this index.
+        Index(
+            "ix_tasks_running_lease",
+            "lease_expires_at",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
