@@ -87,9 +87,10 @@ def health(engine: EngineDep) -> dict[str, str]:
 def _check_lengths(prompts: list[PromptIn], limit: int, base: str = "prompts") -> None:
     """Refuse prompts longer than the configured limit, naming the first."""
     for index, prompt in enumerate(prompts):
-        texts = [prompt.prompt] if prompt.prompt is not None else [m.content for m in prompt.messages or []]
+        text = prompt.get("prompt")
+        texts = [text] if text is not None else [m["content"] for m in prompt.get("messages") or []]
         if sum(len(t) for t in texts) > limit:
-            field = f"{base}.{index}.{'prompt' if prompt.prompt is not None else 'messages'}"
+            field = f"{base}.{index}.{'prompt' if text is not None else 'messages'}"
             raise InvalidJob(
                 f"{field}: longer than {limit} characters (TRACEMILL_MAX_PROMPT_CHARS)", field=field
             )

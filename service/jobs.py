@@ -38,24 +38,24 @@ FAILED_TASKS_SHOWN = 20
 def _insert_tasks(
     conn: Connection, job_id: str, spec: dict[str, Any], prompts: list[PromptIn], status: str
 ) -> None:
-    repeated = [pid for pid, count in Counter(p.id for p in prompts).items() if count > 1]
+    repeated = [pid for pid, count in Counter(p["id"] for p in prompts).items() if count > 1]
     if repeated:
         raise InvalidJob(f"prompts: prompt id {repeated[0]!r} appears more than once", field="prompts")
-    tasks = [
+    tasks = (
         NewTask(
-            p.id,
-            p.prompt,
-            None if p.messages is None else [m.model_dump() for m in p.messages],
-            p.reference,
-            p.tests,
+            p["id"],
+            p.get("prompt"),
+            p.get("messages"),  # type: ignore[arg-type]
+            p.get("reference"),
+            p.get("tests"),
         )
         for p in prompts
-    ]
+    )
     try:
         queue.enqueue(conn, job_id, tasks, status)
     except conn.dialect.loaded_dbapi.IntegrityError as exc:
         raise InvalidJob("prompts: a prompt id is already in this job", field="prompts") from exc
-    conn.execute(update(Job).where(Job.id == job_id).values(num_tasks=Job.num_tasks + len(tasks)))
+    conn.execute(update(Job).where(Job.id == job_id).values(num_tasks=Job.num_tasks + len(prompts)))
 
 
 def create_job(engine: Engine, job: JobIn) -> JobCreated:

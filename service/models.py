@@ -63,10 +63,16 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("job_id", "prompt_id"),
-        # Few indexes, since a 100,000-prompt job inserts them all at once: claims read (status,
-        # not_before), lease sweeps and renewals (status, lease_expires_at), per-job counts the unique key.
-        Index(None, "status", "not_before"),
-        # Partial: only running tasks have leases, so queuing a job never touches this index.
+        # Few, partial indexes, since a 100,000-prompt job inserts its tasks at once: claims read queued
+        # tasks by not_before, lease sweeps read running tasks by expiry, per-job counts use the unique
+        # key. Queries name the status as SQL text (queue.IS_QUEUED, IS_RUNNING) so SQLite matches them.
+        Index(
+            "ix_tasks_queued",
+            "not_before",
+            "id",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
         Index(
             "ix_tasks_running_lease",
             "lease_expires_at",

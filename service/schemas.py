@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator, with_config
 from pydantic import ValidationError as PydanticValidationError
+from typing_extensions import TypedDict
 
 from service.errors import UnknownVerifier
 from verifiers.registry import validate_options
@@ -22,25 +23,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Message(Strict):
+@with_config(ConfigDict(extra="forbid"))
+class Message(TypedDict):
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=MAX_PROMPT_CHARS)
+    content: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
 
 
-class PromptIn(Strict):
-    """One prompt: text or chat messages, with an optional reference answer and tests."""
+@with_config(ConfigDict(extra="forbid"))
+class PromptIn(TypedDict):
+    """One prompt: text (``prompt``) or chat ``messages``, with an optional reference answer and tests.
 
-    id: str = Field(min_length=1, max_length=200)
-    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
-    messages: list[Message] | None = Field(default=None, min_length=1)
-    reference: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    tests: list[dict[str, Any]] | None = None
+    A TypedDict rather than a model: a job may carry 100,000 of them, and plain dicts validate about
+    seven times faster than model instances.
+    """
 
-    @model_validator(mode="after")
-    def _one_of_prompt_or_messages(self) -> PromptIn:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("prompt: give exactly one of 'prompt' (text) or 'messages' (chat)")
-        return self
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    prompt: NotRequired[Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] | None]
+    messages: NotRequired[Annotated[list[Message], Field(min_length=1)] | None]
+    reference: NotRequired[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] | None]
+    tests: NotRequired[list[dict[str, Any]] | None]
+
+
+def check_prompt_shapes(prompts: list[PromptIn]) -> None:
+    """Each prompt has exactly one of text and messages (the message names the field)."""
+    for index, prompt in enumerate(prompts):
+        if (prompt.get("prompt") is None) == (prompt.get("messages") is None):
+            raise ValueError(
+                f"prompts.{index}.prompt: give exactly one of 'prompt' (text) or 'messages' (chat)"
+            )
 
 
 class TeacherIn(Strict):
@@ -168,6 +178,7 @@ class JobIn(Strict):
 
     @model_validator(mode="after")
     def _prompts_when_starting(self) -> JobIn:
+        check_prompt_shapes(self.prompts)
         if self.start and not self.prompts:
             raise ValueError("prompts: at least one prompt is needed to start a job (or send start=false)")
         return self
@@ -179,6 +190,11 @@ class JobIn(Strict):
 
 class PromptsIn(Strict):
     prompts: list[PromptIn] = Field(min_length=1, max_length=MAX_PROMPTS_PER_REQUEST)
+
+    @model_validator(mode="after")
+    def _shapes(self) -> PromptsIn:
+        check_prompt_shapes(self.prompts)
+        return self
 
 
 class JobCreated(BaseModel):
