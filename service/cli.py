@@ -240,6 +240,38 @@ def cmd_verify(args: argparse.Namespace, _settings: Settings) -> int:
         runner.close()
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from service.db import make_engine
+    from service.export import ExportOptions, export
+
+    options = ExportOptions(
+        jobs=tuple(args.job),
+        output=Path(args.output),
+        general=tuple(Path(p) for p in args.general or []),
+        reasoning_share=args.reasoning_share,
+        keep_per_prompt=args.keep_per_prompt,
+        template=args.template,
+        seed=args.seed,
+        test_size=args.test_size,
+        decontaminate=tuple(Path(p) for p in args.decontaminate or []),
+        ngram=args.ngram,
+        shard_rows=args.shard_rows,
+        license=args.license,
+    )
+    engine = make_engine(settings.database_url)
+    try:
+        report = export(engine, settings.shard_root, options)
+    finally:
+        engine.dispose()
+    print(
+        f"exported {sum(report.splits.values())} rows ({report.reasoning} reasoning, "
+        f"{report.general} general) to {args.output}: " + ", ".join(report.files)
+    )
+    if report.note:
+        print(report.note, file=sys.stderr)
+    return 0
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from service.db import downgrade_schema, upgrade_schema
 
@@ -354,6 +386,27 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--processes", type=int, help="verifier processes (default: cores)")
     verify.add_argument("--timeout", type=float, default=10.0, help="seconds per verifier call")
     verify.set_defaults(run=cmd_verify)
+
+    exp = sub.add_parser("export", help="write an SFT dataset (TRL messages) from jobs' accepted samples")
+    exp.add_argument(
+        "--job", action="append", required=True, help="job whose accepted samples to use (repeat)"
+    )
+    exp.add_argument("--output", required=True, help="an empty or new folder")
+    exp.add_argument(
+        "--general", action="append", help="general data: JSONL, Parquet or datasets folder (repeat)"
+    )
+    exp.add_argument("--reasoning-share", type=float, default=0.8, help="reasoning / all rows (default 0.8)")
+    exp.add_argument("--keep-per-prompt", type=int, default=1, help="accepted samples kept per prompt")
+    exp.add_argument("--template", choices=["think", "answer_tag"], default="think")
+    exp.add_argument("--seed", type=int, default=0, help="shuffle and sampling seed")
+    exp.add_argument("--test-size", type=float, default=0.0, help="share of rows in the test split")
+    exp.add_argument(
+        "--decontaminate", action="append", help="evaluation set to remove overlaps with (repeat)"
+    )
+    exp.add_argument("--ngram", type=int, default=8, help="n of the n-gram overlap rule")
+    exp.add_argument("--shard-rows", type=int, default=20_000, help="rows per output shard at most")
+    exp.add_argument("--license", default="other", help="licence in the dataset card")
+    exp.set_defaults(run=cmd_export)
 
     db = sub.add_parser("db", help="migrate the database")
     db.add_argument("action", choices=["upgrade", "downgrade"])

@@ -1,0 +1,97 @@
+"""The dataset card: YAML metadata the Hub reads, and a body that says how the data was made."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from service.schemas import JobOut
+
+if TYPE_CHECKING:
+    from service.export import ExportOptions, ExportReport
+
+
+def _size_category(rows: int) -> str:
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
+        if rows < limit:
+            return name
+    return "1M<n<10M"
+
+
+def render_card(options: ExportOptions, report: ExportReport, job_views: list[JobOut]) -> str:
+    total = sum(report.splits.values())
+    splits = "\n".join(f"  - split: {split}\n    path: data/{split}-*" for split in sorted(report.splits))
+    lines = [
+        "---",
+        f"license: {options.license}",
+        "task_categories:\n- text-generation",
+        "tags:\n- reasoning\n- distillation\n- synthetic\n- tracemill",
+        f"size_categories:\n- {_size_category(total)}",
+        f"configs:\n- config_name: default\n  data_files:\n{splits}",
+        "---",
+        "",
+        "# Reasoning traces distilled with Tracemill",
+        "",
+        f"{total} rows in `messages` form: {report.reasoning} reasoning traces from a teacher, accepted by "
+        f"rule-based verifiers, and {report.general} general samples "
+        f"({report.reasoning / max(1, total):.1%} reasoning, asked for {options.reasoning_share:.0%}).",
+        "",
+    ]
+    if report.note:
+        lines += [f"> {report.note}", ""]
+    for job in job_views:
+        teacher, sampling = job.spec["teacher"], job.spec["sampling"]
+        lines += [
+            f"## Job `{job.id}`",
+            "",
+            f"- Teacher: `{teacher['model']}`; sampling: `{json.dumps(sampling, sort_keys=True)}`; "
+            f"{job.spec['n']} samples per prompt; {job.tasks.total} prompts.",
+            f"- Samples: {job.samples.total}, accepted {job.samples.accepted} "
+            f"({(job.samples.acceptance_rate or 0):.1%}).",
+            "",
+            "| verifier | accepted | rejected | acceptance |",
+            "|---|---|---|---|",
+            *[
+                f"| {v.name} | {v.accepted} | {v.rejected} | {(v.acceptance_rate or 0):.1%} |"
+                for v in job.verifiers
+            ],
+            "",
+        ]
+    lines += [
+        "## How the rows were chosen",
+        "",
+        "| step | reasoning | general |",
+        "|---|---|---|",
+        f"| available | {report.accepted} accepted samples | {report.general_available} rows |",
+        f"| kept per prompt (best {options.keep_per_prompt}, the shortest) | {report.kept_per_prompt} | |",
+        f"| exact duplicates removed | {report.reasoning_duplicates} | {report.general_duplicates} |",
+        f"| contaminated ({options.ngram}-gram overlap with evaluation sets) removed | "
+        f"{report.reasoning_contaminated} | {report.general_contaminated} |",
+        f"| in the dataset | {report.reasoning} | {report.general} |",
+        "",
+        "Splits: " + ", ".join(f"{split} {count}" for split, count in sorted(report.splits.items())) + ".",
+        f"Assistant turns use the `{options.template}` template; shuffled with seed {options.seed}.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "from trl import SFTConfig, SFTTrainer",
+        "",
+        'dataset = load_dataset("parquet", data_dir="data")  # or load_dataset("<repo id>") from the Hub',
+        'trainer = SFTTrainer(model="Qwen/Qwen2.5-1.5B-Instruct", train_dataset=dataset["train"],',
+        '                     args=SFTConfig(output_dir="student"))',
+        "trainer.train()",
+        "```",
+        "",
+        "Columns: `messages` (user turn, then the assistant's `<think>` reasoning and answer), `source` "
+        "(`reasoning` or `general`), `job_id`, `prompt_id`, `teacher`, `verifiers` (those it passed), "
+        "`num_tokens`, `pass_rate` (accepted / sampled for its prompt: a difficulty signal).",
+        "",
+    ]
+    return "\n".join(lines)

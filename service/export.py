@@ -1,0 +1,377 @@
+"""Export: accepted reasoning samples mixed with general data into an SFT dataset TRL reads.
+
+Memory stays bounded however large the jobs: a first pass reads only ids and token counts to choose
+the samples to keep (the best ``keep_per_prompt`` per prompt: shortest correct); a second pass
+streams those rows through dedup and decontamination into randomly chosen temporary buckets; each
+bucket is then shuffled and written as the final shards, ``data/{split}-NNNNN-of-NNNNN.parquet`` as the
+Hub's dataset viewer reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, select
+
+from service import jobs
+from service.db import reading
+from service.decontaminate import DEFAULT_N, Decontaminator
+from service.errors import InvalidJob
+from service.models import Shard, Task
+from service.sources import read_rows
+
+BATCH_ROWS = 8_192
+BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
+DEFAULT_SHARD_ROWS = 20_000  # a shard is shuffled in memory: this bounds the export's footprint
+_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+SCHEMA = pa.schema(
+    [
+        ("messages", pa.list_(_MESSAGE)),
+        ("source", pa.string()),
+        ("job_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("teacher", pa.string()),
+        ("verifiers", pa.list_(pa.string())),
+        ("num_tokens", pa.int32()),
+        ("pass_rate", pa.float32()),
+    ]
+)
+_BUCKET_SCHEMA = SCHEMA.append(pa.field("split", pa.string()))
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how; ``reasoning_share`` is reasoning / (reasoning + general)."""
+
+    jobs: tuple[str, ...]
+    output: Path
+    general: tuple[Path, ...] = ()
+    reasoning_share: float = 0.8
+    keep_per_prompt: int = 1
+    template: Literal["think", "answer_tag"] = "think"
+    seed: int = 0
+    test_size: float = 0.0
+    decontaminate: tuple[Path, ...] = ()
+    ngram: int = DEFAULT_N
+    shard_rows: int = DEFAULT_SHARD_ROWS
+    license: str = "other"
+
+
+@dataclass
+class ExportReport:
+    """Counts at each step; the card shows them."""
+
+    accepted: int = 0
+    kept_per_prompt: int = 0
+    reasoning_duplicates: int = 0
+    reasoning_contaminated: int = 0
+    reasoning: int = 0
+    general_available: int = 0
+    general_duplicates: int = 0
+    general_contaminated: int = 0
+    general: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def assistant_turn(think: str | None, answer: str | None, template: str) -> str:
+    """The teacher's turn as the student should learn to write it."""
+    think, answer = (think or "").strip(), (answer or "").strip()
+    if template == "answer_tag":
+        return f"<think>\n{think}\n</think>\n<answer>\n{answer}\n</answer>"
+    return f"<think>\n{think}\n</think>\n\n{answer}"
+
+
+def _key(*texts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(texts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _user_text(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages if m["role"] == "user")
+
+
+def _shards(engine: Engine, job_id: str) -> list[str]:
+    with reading(engine) as conn:
+        return list(
+            conn.execute(
+                select(Shard.path).where(Shard.job_id == job_id, Shard.kind == "accepted").order_by(Shard.id)
+            ).scalars()
+        )
+
+
+def _choose(engine: Engine, root: Path, options: ExportOptions, report: ExportReport) -> pa.Array | None:
+    """Pass one: the ids of the best ``keep_per_prompt`` accepted samples of each prompt (shortest first).
+
+    Done in Arrow, one job at a time: three columns sorted, then the first k of each prompt taken, so a
+    million samples cost tens of megabytes, not a Python dict per prompt.
+    """
+    chosen: list[pa.Array] = []
+    columns = ["sample_id", "prompt_id", "completion_tokens"]
+    if all(options.keep_per_prompt >= jobs.get_job(engine, job_id).spec["n"] for job_id in options.jobs):
+        # Every accepted sample is kept: nothing to choose, only to count.
+        for job_id in options.jobs:
+            report.accepted += sum(pq.read_metadata(root / p).num_rows for p in _shards(engine, job_id))
+        report.kept_per_prompt = report.accepted
+        return None
+    for job_id in options.jobs:
+        tables = [pq.read_table(root / path, columns=columns) for path in _shards(engine, job_id)]
+        if not tables:
+            continue
+        table = pa.concat_tables(tables)
+        report.accepted += table.num_rows
+        order = pc.sort_indices(
+            table,
+            sort_keys=[
+                ("prompt_id", "ascending"),
+                ("completion_tokens", "ascending"),
+                ("sample_id", "ascending"),
+            ],
+        )
+        table = table.take(order)
+        prompts = table.column("prompt_id").combine_chunks().dictionary_encode().indices.to_numpy()
+        starts = np.flatnonzero(np.r_[True, prompts[1:] != prompts[:-1]])
+        rank = np.arange(len(prompts)) - np.repeat(starts, np.diff(np.r_[starts, len(prompts)]))
+        chosen.append(
+            pc.filter(table.column("sample_id"), pa.array(rank < options.keep_per_prompt)).combine_chunks()
+        )
+    ids = pa.concat_arrays(chosen) if chosen else pa.array([], type=pa.int64())
+    report.kept_per_prompt = len(ids)
+    pa.default_memory_pool().release_unused()  # the sort's buffers go back to the system
+    return ids
+
+
+def _pass_rates(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, float]:
+    """Accepted / sampled of these prompts (looked up a batch at a time, to keep memory flat)."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(Task.prompt_id, Task.n_accepted, Task.n_samples).where(
+                Task.job_id == job_id, Task.prompt_id.in_(prompt_ids), Task.n_samples > 0
+            )
+        ).all()
+    return {prompt_id: accepted / sampled for prompt_id, accepted, sampled in rows}
+
+
+def _reasoning_rows(
+    engine: Engine, root: Path, options: ExportOptions, chosen: pa.Array
+) -> Iterator[dict[str, Any]]:
+    columns = [
+        "sample_id",
+        "job_id",
+        "prompt_id",
+        "messages",
+        "think",
+        "answer",
+        "completion_tokens",
+        "verdicts",
+        "teacher_model",
+    ]
+    for job_id in options.jobs:
+        for path in _shards(engine, job_id):
+            for batch in pq.ParquetFile(root / path).iter_batches(BATCH_ROWS, columns=columns):
+                kept = (
+                    batch
+                    if chosen is None
+                    else batch.filter(pc.is_in(batch.column("sample_id"), value_set=chosen))
+                )
+                if not kept.num_rows:
+                    continue
+                rows = kept.to_pylist()
+                rates = _pass_rates(engine, job_id, sorted({r["prompt_id"] for r in rows}))
+                for row in rows:
+                    reply = assistant_turn(row["think"], row["answer"], options.template)
+                    yield {
+                        "messages": [*row["messages"], {"role": "assistant", "content": reply}],
+                        "source": "reasoning",
+                        "job_id": row["job_id"],
+                        "prompt_id": row["prompt_id"],
+                        "teacher": row["teacher_model"],
+                        "verifiers": [v["verifier"] for v in row["verdicts"]],
+                        "num_tokens": row["completion_tokens"],
+                        "pass_rate": rates.get(row["prompt_id"]),
+                    }
+
+
+def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
+    """A general sample in ``messages`` form, from ``messages`` or prompt/response columns."""
+    if isinstance(row.get("messages"), list) and row["messages"]:
+        messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    else:
+        prompt = row.get("prompt") or row.get("instruction") or row.get("question")
+        response = row.get("response") or row.get("output") or row.get("answer")
+        if not prompt or not response:
+            return None
+        messages = [{"role": "user", "content": str(prompt)}, {"role": "assistant", "content": str(response)}]
+    if messages[-1]["role"] != "assistant":
+        return None
+    return {
+        "messages": messages,
+        "source": "general",
+        "job_id": None,
+        "prompt_id": str(row.get("id", number)),
+        "teacher": None,
+        "verifiers": [],
+        "num_tokens": None,
+        "pass_rate": None,
+    }
+
+
+def _general_rows(options: ExportOptions) -> Iterator[dict[str, Any]]:
+    number = 0
+    for path in options.general:
+        for row in read_rows(path):
+            formatted = general_row(row, number)
+            number += 1
+            if formatted is not None:
+                yield formatted
+
+
+class _Buckets:
+    """Temporary Parquet files the rows are spread over at random, for a bounded-memory shuffle."""
+
+    def __init__(self, folder: Path, count: int, rng: random.Random, test_size: float) -> None:
+        self.folder, self.rng, self.test_size = folder, rng, test_size
+        self.paths = [folder / f"bucket-{i:05d}.parquet" for i in range(count)]
+        self.pending: list[list[dict[str, Any]]] = [[] for _ in range(count)]
+        self.writers: list[pq.ParquetWriter | None] = [None] * count
+
+    def add(self, row: dict[str, Any]) -> None:
+        index = self.rng.randrange(len(self.paths))
+        row["split"] = "test" if self.rng.random() < self.test_size else "train"
+        self.pending[index].append(row)
+        if len(self.pending[index]) >= BUCKET_FLUSH_ROWS:
+            self._flush(index)
+
+    def _flush(self, index: int) -> None:
+        if not self.pending[index]:
+            return
+        # Temporary files read once: no statistics, no compression.
+        writer = self.writers[index] or pq.ParquetWriter(
+            self.paths[index], _BUCKET_SCHEMA, write_statistics=False, compression="none"
+        )
+        self.writers[index] = writer
+        writer.write_table(pa.Table.from_pylist(self.pending[index], schema=_BUCKET_SCHEMA))
+        self.pending[index] = []
+
+    def close(self) -> list[Path]:
+        for index in range(len(self.paths)):
+            self._flush(index)
+            writer = self.writers[index]
+            if writer is not None:
+                writer.close()
+        return [p for p in self.paths if p.exists()]
+
+
+EVAL_TEXT_COLUMNS = ("problem", "prompt", "question", "text", "input")
+
+
+def _eval_texts(paths: tuple[Path, ...]) -> Iterator[str]:
+    for path in paths:
+        for row in read_rows(path):
+            column = next((c for c in EVAL_TEXT_COLUMNS if isinstance(row.get(c), str)), None)
+            if column is None:
+                raise InvalidJob(
+                    f"{path}: no text column among {', '.join(EVAL_TEXT_COLUMNS)}", field="decontaminate"
+                )
+            yield row[column]
+
+
+def _eligible_general(
+    options: ExportOptions, decontaminator: Decontaminator, seen: set[int], report: ExportReport
+) -> list[int]:
+    """Numbers of the general rows that are neither contaminated nor duplicates (of anything kept)."""
+    eligible = []
+    for number, row in enumerate(_general_rows(options)):
+        report.general_available += 1
+        user, reply = _user_text(row["messages"]), row["messages"][-1]["content"]
+        if decontaminator.contaminated(user):
+            report.general_contaminated += 1
+        elif (key := _key(user, reply)) in seen:
+            report.general_duplicates += 1
+        else:
+            seen.add(key)
+            eligible.append(number)
+    return eligible
+
+
+def _finish(bucket_paths: list[Path], data: Path, rng: random.Random, report: ExportReport) -> None:
+    """Shuffle each bucket and write it out, one shard per bucket and split, named as the Hub expects."""
+    written: dict[str, list[Path]] = {"train": [], "test": []}
+    for number, path in enumerate(bucket_paths):
+        table = pq.read_table(path)
+        table = table.take(pa.array(rng.sample(range(table.num_rows), table.num_rows), type=pa.int64()))
+        for split in ("train", "test"):
+            part = table.filter(pc.equal(table.column("split"), split)).drop_columns(["split"])
+            if part.num_rows:
+                target = data / f".{split}-{number:05d}.parquet"
+                pq.write_table(part, target, compression="zstd")
+                written[split].append(target)
+                report.splits[split] = report.splits.get(split, 0) + part.num_rows
+    for split, paths in written.items():
+        for index, path in enumerate(paths):
+            final = data / f"{split}-{index:05d}-of-{len(paths):05d}.parquet"
+            path.rename(final)
+            report.files.append(final.relative_to(data.parent).as_posix())
+
+
+def export(engine: Engine, shard_root: Path, options: ExportOptions) -> ExportReport:
+    """Write the dataset folder (``data/`` shards and a ``README.md`` card); returns the counts."""
+    from service.card import render_card
+
+    if not 0 < options.reasoning_share <= 1:
+        raise InvalidJob("reasoning_share must be in (0, 1]", field="reasoning_share")
+    if options.output.exists() and any(options.output.iterdir()):
+        raise InvalidJob(f"{options.output} is not empty", field="output")
+    job_views = [jobs.get_job(engine, job_id) for job_id in options.jobs]  # JobNotFound for a bad id
+    report, rng = ExportReport(), random.Random(options.seed)
+    decontaminator = Decontaminator(_eval_texts(options.decontaminate), options.ngram)
+    chosen = _choose(engine, shard_root, options, report)
+    share = Fraction(options.reasoning_share).limit_denominator(1000)
+    work, data = options.output / ".export-tmp", options.output / "data"
+    work.mkdir(parents=True)
+    data.mkdir()
+    expected = report.kept_per_prompt + round(report.kept_per_prompt * (1 - share) / share)
+    buckets = _Buckets(work, max(1, math.ceil(expected / options.shard_rows)), rng, options.test_size)
+    seen: set[int] = set()
+    for row in _reasoning_rows(engine, shard_root, options, chosen):
+        user, reply = _user_text(row["messages"]), row["messages"][-1]["content"]
+        if decontaminator.contaminated(user):
+            report.reasoning_contaminated += 1
+            continue
+        key = _key(user) if options.keep_per_prompt == 1 else _key(user, reply)
+        if key in seen:
+            report.reasoning_duplicates += 1
+            continue
+        seen.add(key)
+        buckets.add(row)
+        report.reasoning += 1
+    eligible = _eligible_general(options, decontaminator, seen, report)
+    wanted = round(report.reasoning * (1 - share) / share)
+    take = set(rng.sample(eligible, min(wanted, len(eligible))))
+    for number, row in enumerate(_general_rows(options)):
+        if number in take:
+            buckets.add(row)
+            report.general += 1
+    if report.general < wanted:
+        actual = report.reasoning / max(1, report.reasoning + report.general)
+        report.note = (
+            f"General data ran short: {report.general} rows used of the {wanted} a {float(share):.0%} "
+            f"reasoning mix needs ({report.general_available} available); the mix is {actual:.1%} reasoning."
+        )
+    _finish(buckets.close(), data, rng, report)
+    shutil.rmtree(work)
+    (options.output / "README.md").write_text(render_card(options, report, job_views), encoding="utf-8")
+    return report
