@@ -269,6 +269,12 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     )
     if report.note:
         print(report.note, file=sys.stderr)
+    if args.push_to_hub:
+        from service.hub import push_to_hub
+
+        token = settings.hf_token.get_secret_value() if settings.hf_token else None
+        url = push_to_hub(Path(args.output), args.push_to_hub, token, private=not args.public)
+        print(f"pushed to {url}")
     return 0
 
 
@@ -406,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--ngram", type=int, default=8, help="n of the n-gram overlap rule")
     exp.add_argument("--shard-rows", type=int, default=20_000, help="rows per output shard at most")
     exp.add_argument("--license", default="other", help="licence in the dataset card")
+    exp.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the folder to this Hub dataset (HF_TOKEN)"
+    )
+    exp.add_argument("--public", action="store_true", help="with --push-to-hub: a public repository")
     exp.set_defaults(run=cmd_export)
 
     db = sub.add_parser("db", help="migrate the database")

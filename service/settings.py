@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("tracemill-data")
@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     The defaults describe the embedded setup: SQLite and Parquet shards under ``data_dir``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TRACEMILL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRACEMILL_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = Field(default="", description="SQLAlchemy URL; SQLite under data_dir when empty.")
@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     flush_interval: float = Field(default=2.0, gt=0, description="Seconds between shard flushes.")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_prompt_chars: int = Field(default=200_000, ge=1, description="Longest prompt a job may carry.")
+    hf_token: SecretStr | None = Field(
+        default=None, validation_alias="HF_TOKEN", description="Hub token for pushing exports (HF_TOKEN)."
+    )
     orphan_grace_s: float = Field(
         default=300.0, ge=0, description="Unrecorded shard files younger than this survive start-up."
     )
