@@ -15,16 +15,35 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import jobs, shards
+from service import exports, jobs, shards
 from service.db import make_engine, upgrade_schema
-from service.errors import InvalidJob, JobNotFound, JobStateConflict, TracemillError, UnknownVerifier
-from service.schemas import JobCreated, JobIn, JobOut, JobSummary, PromptIn, PromptsIn, SamplePage, ShardOut
+from service.errors import (
+    ExportNotFound,
+    InvalidJob,
+    JobNotFound,
+    JobStateConflict,
+    TracemillError,
+    UnknownVerifier,
+)
+from service.schemas import (
+    ExportIn,
+    ExportOut,
+    JobCreated,
+    JobIn,
+    JobOut,
+    JobSummary,
+    PromptIn,
+    PromptsIn,
+    SamplePage,
+    ShardOut,
+)
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 STATUS_OF: dict[type[TracemillError], int] = {
     JobNotFound: status.HTTP_404_NOT_FOUND,
+    ExportNotFound: status.HTTP_404_NOT_FOUND,
     InvalidJob: status.HTTP_422_UNPROCESSABLE_CONTENT,
     UnknownVerifier: status.HTTP_422_UNPROCESSABLE_CONTENT,
     JobStateConflict: status.HTTP_409_CONFLICT,
@@ -169,6 +188,18 @@ def list_shards(engine: EngineDep, settings: SettingsDep, job_id: str) -> list[S
     return jobs.list_shards(engine, job_id, settings.shard_root)
 
 
+@router.post("/exports", status_code=status.HTTP_202_ACCEPTED, tags=["exports"])
+def start_export(engine: EngineDep, settings: SettingsDep, request: ExportIn) -> ExportOut:
+    """Export jobs' accepted samples as an SFT dataset, in the background; poll GET /v1/exports/{id}."""
+    return exports.start_export(engine, settings, request)
+
+
+@router.get("/exports/{export_id}", tags=["exports"])
+def get_export(engine: EngineDep, export_id: str) -> ExportOut:
+    """An export's status, rows written so far, and its report once done."""
+    return exports.get_export(engine, export_id)
+
+
 def create_app(settings: Settings | None = None, *, run_flusher: bool = True) -> FastAPI:
     """The FastAPI app; migrations run and orphaned shard files are removed on start-up."""
     settings = settings or Settings()
@@ -178,6 +209,7 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_schema, settings.database_url)
         await asyncio.to_thread(shards.remove_orphans, engine, settings.shard_root, settings.orphan_grace_s)
+        await asyncio.to_thread(exports.fail_interrupted, engine)
         flusher = asyncio.create_task(_flusher(engine, settings)) if run_flusher else None
         yield
         if flusher is not None:

@@ -18,6 +18,10 @@ class JobNotFound(TracemillError):
     """No job has that id."""
 
 
+class ExportNotFound(TracemillError):
+    """No export has that id."""
+
+
 class InvalidJob(TracemillError):
     """The job cannot be accepted as given."""
 

@@ -13,7 +13,7 @@ import hashlib
 import math
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +33,7 @@ from service.models import Shard, Task
 from service.sources import read_rows
 
 BATCH_ROWS = 8_192
+PROGRESS_EVERY = 5_000
 BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
 DEFAULT_SHARD_ROWS = 20_000  # a shard is shuffled in memory: this bounds the export's footprint
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -327,7 +328,9 @@ def _finish(bucket_paths: list[Path], data: Path, rng: random.Random, report: Ex
             report.files.append(final.relative_to(data.parent).as_posix())
 
 
-def export(engine: Engine, shard_root: Path, options: ExportOptions) -> ExportReport:
+def export(
+    engine: Engine, shard_root: Path, options: ExportOptions, on_progress: Callable[[int], None] | None = None
+) -> ExportReport:
     """Write the dataset folder (``data/`` shards and a ``README.md`` card); returns the counts."""
     from service.card import render_card
 
@@ -358,6 +361,8 @@ def export(engine: Engine, shard_root: Path, options: ExportOptions) -> ExportRe
         seen.add(key)
         buckets.add(row)
         report.reasoning += 1
+        if on_progress is not None and report.reasoning % PROGRESS_EVERY == 0:
+            on_progress(report.reasoning)
     eligible = _eligible_general(options, decontaminator, seen, report)
     wanted = round(report.reasoning * (1 - share) / share)
     take = set(rng.sample(eligible, min(wanted, len(eligible))))

@@ -159,4 +159,20 @@ class Verdict(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class Export(Base):
+    """An export requested over the API and run in the background; its progress and outcome."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    location: Mapped[str] = mapped_column(String(1000))
+    rows_written: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 metadata = Base.metadata

@@ -297,3 +297,42 @@ class ShardOut(BaseModel):
     location: str = Field(description="Where the server wrote it: an absolute path.")
     num_rows: int
     num_bytes: int
+
+
+class ExportIn(Strict):
+    """An export of jobs' accepted samples (files named here are read by the server)."""
+
+    jobs: list[str] = Field(min_length=1)
+    general: list[str] = []
+    reasoning_share: float = Field(default=0.8, gt=0, le=1)
+    keep_per_prompt: int = Field(default=1, ge=1)
+    template: Literal["think", "answer_tag"] = "think"
+    seed: int = 0
+    test_size: float = Field(default=0.0, ge=0, lt=1)
+    decontaminate: list[str] = []
+    ngram: int = Field(default=8, ge=1, le=64)
+    shard_rows: int = Field(default=20_000, ge=100)
+    license: str = Field(default="other", max_length=100)
+    push_to_hub: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    private: bool = True
+
+    @field_validator("general", "decontaminate")
+    @classmethod
+    def _files_exist(cls, paths: list[str]) -> list[str]:
+        from pathlib import Path
+
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise ValueError(f"no such file on the server: {missing[0]}")
+        return paths
+
+
+class ExportOut(BaseModel):
+    id: str
+    status: str
+    location: str = Field(description="The dataset folder on the server.")
+    rows_written: int
+    report: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 from service.db import alembic_config, downgrade_schema, upgrade_schema
 from service.models import metadata
 
-TABLES = {"jobs", "tasks", "samples", "verdicts", "shards"}
+TABLES = {"jobs", "tasks", "samples", "verdicts", "shards", "exports"}
 
 
 def _tables(url: str) -> set[str]:
