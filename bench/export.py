@@ -31,9 +31,9 @@ from service import jobs
 from service.db import make_engine, upgrade_schema, writing
 from service.models import Shard, Task
 from service.schemas import JobIn, PromptsIn
-from service.shards import SCHEMA
+from service.shards import ROW_GROUP_ROWS, SCHEMA
 
-SHARD_ROWS = 50_000
+SHARD_ROWS = 5_000  # as the service writes them (TRACEMILL_SHARD_ROWS)
 PER_PROMPT = 4
 PAGE = 50_000
 
@@ -90,7 +90,7 @@ def build(root: Path, rows: int) -> str:
         relative = f"{job_id}/accepted/part-{start:012d}.parquet"
         path = root / "shards" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), path)
+        pq.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), path, row_group_size=ROW_GROUP_ROWS)
         with writing(engine) as conn:
             conn.execute(
                 insert(Shard).values(

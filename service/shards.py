@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
 ORPHAN_GRACE_S = 300.0
+ROW_GROUP_ROWS = 1_024  # readers (export) decode a row group at a time: small groups keep them light
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _VERDICT = pa.struct(
@@ -119,7 +120,7 @@ def write_atomically(table: pa.Table, path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+            pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
