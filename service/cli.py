@@ -171,6 +171,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _first_error(exc: Any) -> str:
+    """A pydantic ValidationError's first problem as ``field: message``."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+
+
 def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
     """``--verifier NAME`` (repeated) with ``--options NAME=JSON``, checked like a job's."""
     from pydantic import ValidationError
@@ -195,9 +201,7 @@ def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
         try:
             validate_options(name, given.get(name, {}))
         except ValidationError as exc:
-            raise TracemillError(
-                f"--options {name}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
-            ) from exc
+            raise TracemillError(f"--options {name}: {_first_error(exc)}") from exc
         specs.append(VerifierSpec(name, given.get(name, {})))
     return specs
 
@@ -241,23 +245,33 @@ def cmd_verify(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
     from service.db import make_engine
     from service.export import ExportOptions, export
+    from service.schemas import ExportIn
 
-    options = ExportOptions(
-        jobs=tuple(args.job),
-        output=Path(args.output),
-        general=tuple(Path(p) for p in args.general or []),
-        reasoning_share=args.reasoning_share,
-        keep_per_prompt=args.keep_per_prompt,
-        template=args.template,
-        seed=args.seed,
-        test_size=args.test_size,
-        decontaminate=tuple(Path(p) for p in args.decontaminate or []),
-        ngram=args.ngram,
-        shard_rows=args.shard_rows,
-        license=args.license,
-    )
+    try:
+        request = ExportIn.model_validate(
+            {
+                "jobs": args.job,
+                "general": args.general or [],
+                "reasoning_share": args.reasoning_share,
+                "keep_per_prompt": args.keep_per_prompt,
+                "template": args.template,
+                "seed": args.seed,
+                "test_size": args.test_size,
+                "decontaminate": args.decontaminate or [],
+                "ngram": args.ngram,
+                "shard_rows": args.shard_rows,
+                "license": args.license,
+                "push_to_hub": args.push_to_hub,
+                "private": not args.public,
+            }
+        )
+    except ValidationError as exc:
+        raise TracemillError(_first_error(exc)) from exc
+    options = ExportOptions.from_request(request, Path(args.output))
     engine = make_engine(settings.database_url)
     try:
         report = export(engine, settings.shard_root, options)
@@ -273,7 +287,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         from service.hub import push_to_hub
 
         token = settings.hf_token.get_secret_value() if settings.hf_token else None
-        url = push_to_hub(Path(args.output), args.push_to_hub, token, private=not args.public)
+        url = push_to_hub(Path(args.output), args.push_to_hub, token, private=request.private)
         print(f"pushed to {url}")
     return 0
 

@@ -30,6 +30,7 @@ from service.db import reading
 from service.decontaminate import DEFAULT_N, Decontaminator
 from service.errors import InvalidJob
 from service.models import Shard, Task
+from service.schemas import ExportIn
 from service.sources import read_rows
 
 BATCH_ROWS = 8_192
@@ -68,6 +69,24 @@ class ExportOptions:
     ngram: int = DEFAULT_N
     shard_rows: int = DEFAULT_SHARD_ROWS
     license: str = "other"
+
+    @classmethod
+    def from_request(cls, request: ExportIn, output: Path) -> ExportOptions:
+        """The options of a validated request (from the API or the command line)."""
+        return cls(
+            jobs=tuple(request.jobs),
+            output=output,
+            general=tuple(Path(p) for p in request.general),
+            reasoning_share=request.reasoning_share,
+            keep_per_prompt=request.keep_per_prompt,
+            template=request.template,
+            seed=request.seed,
+            test_size=request.test_size,
+            decontaminate=tuple(Path(p) for p in request.decontaminate),
+            ngram=request.ngram,
+            shard_rows=request.shard_rows,
+            license=request.license,
+        )
 
 
 @dataclass

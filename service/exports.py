@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import threading
 import uuid
-from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -26,20 +25,7 @@ def start_export(engine: Engine, settings: Settings, request: ExportIn) -> Expor
     """Record the export and start it in a thread; the answer comes at once."""
     export_id = uuid.uuid4().hex
     location = settings.data_dir.resolve() / "exports" / export_id
-    options = ExportOptions(
-        jobs=tuple(request.jobs),
-        output=location,
-        general=tuple(Path(p) for p in request.general),
-        reasoning_share=request.reasoning_share,
-        keep_per_prompt=request.keep_per_prompt,
-        template=request.template,
-        seed=request.seed,
-        test_size=request.test_size,
-        decontaminate=tuple(Path(p) for p in request.decontaminate),
-        ngram=request.ngram,
-        shard_rows=request.shard_rows,
-        license=request.license,
-    )
+    options = ExportOptions.from_request(request, location)
     for job_id in request.jobs:  # a 404 now, not a failed export later
         jobs.get_job(engine, job_id)
     with writing(engine) as conn:
