@@ -33,7 +33,7 @@ from service.models import Shard, Task
 from service.schemas import ExportIn
 from service.sources import read_rows
 
-BATCH_ROWS = 8_192
+BATCH_ROWS = 1_024  # rows decoded into Python at once while streaming: small keeps the peak low
 PROGRESS_EVERY = 5_000
 BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
 DEFAULT_SHARD_ROWS = 20_000  # a shard is shuffled in memory: this bounds the export's footprint
