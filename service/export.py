@@ -133,7 +133,9 @@ def _shards(engine: Engine, job_id: str) -> list[str]:
         )
 
 
-def _choose(engine: Engine, root: Path, options: ExportOptions, report: ExportReport) -> pa.Array | None:
+def _choose(
+    engine: Engine, root: Path, options: ExportOptions, samples_per_prompt: list[int], report: ExportReport
+) -> pa.Array | None:
     """Pass one: the ids of the best ``keep_per_prompt`` accepted samples of each prompt (shortest first).
 
     Done in Arrow, one job at a time: three columns sorted, then the first k of each prompt taken, so a
@@ -141,7 +143,7 @@ def _choose(engine: Engine, root: Path, options: ExportOptions, report: ExportRe
     """
     chosen: list[pa.Array] = []
     columns = ["sample_id", "prompt_id", "completion_tokens"]
-    if all(options.keep_per_prompt >= jobs.get_job(engine, job_id).spec["n"] for job_id in options.jobs):
+    if all(options.keep_per_prompt >= n for n in samples_per_prompt):
         # Every accepted sample is kept: nothing to choose, only to count.
         for job_id in options.jobs:
             report.accepted += sum(pq.read_metadata(root / p).num_rows for p in _shards(engine, job_id))
@@ -360,7 +362,7 @@ def export(
     job_views = [jobs.get_job(engine, job_id) for job_id in options.jobs]  # JobNotFound for a bad id
     report, rng = ExportReport(), random.Random(options.seed)
     decontaminator = Decontaminator(_eval_texts(options.decontaminate), options.ngram)
-    chosen = _choose(engine, shard_root, options, report)
+    chosen = _choose(engine, shard_root, options, [job.spec["n"] for job in job_views], report)
     share = Fraction(options.reasoning_share).limit_denominator(1000)
     work, data = options.output / ".export-tmp", options.output / "data"
     work.mkdir(parents=True)

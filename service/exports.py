@@ -27,7 +27,7 @@ def start_export(engine: Engine, settings: Settings, request: ExportIn) -> Expor
     location = settings.data_dir.resolve() / "exports" / export_id
     options = ExportOptions.from_request(request, location)
     for job_id in request.jobs:  # a 404 now, not a failed export later
-        jobs.get_job(engine, job_id)
+        jobs.require_job(engine, job_id)
     with writing(engine) as conn:
         conn.execute(
             insert(Export).values(
@@ -86,16 +86,7 @@ def get_export(engine: Engine, export_id: str) -> ExportOut:
         row = conn.execute(select(Export).where(Export.id == export_id)).first()
     if row is None:
         raise ExportNotFound(f"no export with id {export_id!r}")
-    return ExportOut(
-        id=row.id,
-        status=row.status,
-        location=row.location,
-        rows_written=row.rows_written,
-        report=row.report,
-        error=row.error,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
-    )
+    return ExportOut.model_validate(row, from_attributes=True)
 
 
 def fail_interrupted(engine: Engine) -> None:

@@ -97,6 +97,12 @@ def _job_row(conn: Connection, job_id: str) -> Any:
     return row
 
 
+def require_job(engine: Engine, job_id: str) -> None:
+    """Raise JobNotFound unless the job exists (one primary-key lookup, no statistics)."""
+    with reading(engine) as conn:
+        _job_row(conn, job_id)
+
+
 def add_prompts(engine: Engine, job_id: str, prompts: list[PromptIn]) -> int:
     """Add a page of prompts to a draft job; returns the job's task count."""
     with writing(engine) as conn:

@@ -245,7 +245,3 @@ def remove_orphans(engine: Engine, root: Path, grace_s: float = ORPHAN_GRACE_S) 
     if removed:
         log.warning("removed %d shard files the database does not record", len(removed))
     return removed
-
-
-def read_shard(root: Path, relative: str) -> pa.Table:
-    return pq.read_table(root / relative)
