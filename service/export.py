@@ -10,10 +10,11 @@ Hub's dataset viewer reads them.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +30,7 @@ from service import jobs
 from service.db import reading
 from service.decontaminate import DEFAULT_N, Decontaminator
 from service.errors import InvalidJob
+from service.keyset import KeySet
 from service.models import Shard, Task
 from service.schemas import ExportIn
 from service.sources import read_rows
@@ -36,6 +38,7 @@ from service.sources import read_rows
 BATCH_ROWS = 1_024  # rows decoded into Python at once while streaming: small keeps the peak low
 PROGRESS_EVERY = 5_000
 BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
+Row = dict[str, Any]
 DEFAULT_SHARD_ROWS = 20_000  # a shard is shuffled in memory: this bounds the export's footprint
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 SCHEMA = pa.schema(
@@ -187,9 +190,9 @@ def _pass_rates(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str,
     return {prompt_id: accepted / sampled for prompt_id, accepted, sampled in rows}
 
 
-def _reasoning_rows(
-    engine: Engine, root: Path, options: ExportOptions, chosen: pa.Array
-) -> Iterator[dict[str, Any]]:
+def _reasoning_batches(
+    engine: Engine, root: Path, options: ExportOptions, chosen: pa.Array | None
+) -> Iterator[list[Row]]:
     columns = [
         "sample_id",
         "job_id",
@@ -213,10 +216,15 @@ def _reasoning_rows(
                     continue
                 rows = kept.to_pylist()
                 rates = _pass_rates(engine, job_id, sorted({r["prompt_id"] for r in rows}))
-                for row in rows:
-                    reply = assistant_turn(row["think"], row["answer"], options.template)
-                    yield {
-                        "messages": [*row["messages"], {"role": "assistant", "content": reply}],
+                yield [
+                    {
+                        "messages": [
+                            *row["messages"],
+                            {
+                                "role": "assistant",
+                                "content": assistant_turn(row["think"], row["answer"], options.template),
+                            },
+                        ],
                         "source": "reasoning",
                         "job_id": row["job_id"],
                         "prompt_id": row["prompt_id"],
@@ -225,6 +233,8 @@ def _reasoning_rows(
                         "num_tokens": row["completion_tokens"],
                         "pass_rate": rates.get(row["prompt_id"]),
                     }
+                    for row in rows
+                ]
 
 
 def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
@@ -251,26 +261,33 @@ def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
     }
 
 
-def _general_rows(options: ExportOptions) -> Iterator[dict[str, Any]]:
-    number = 0
-    for path in options.general:
-        for row in read_rows(path):
-            formatted = general_row(row, number)
-            number += 1
-            if formatted is not None:
-                yield formatted
+def _general_batches(options: ExportOptions) -> Iterator[list[Row]]:
+    """The usable general rows, a batch at a time, in the same order on every read."""
+    numbered = enumerate(row for path in options.general for row in read_rows(path))
+    formatted = (general_row(row, number) for number, row in numbered)
+    yield from _batched((row for row in formatted if row is not None), BATCH_ROWS)
+
+
+def _batched(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 class _Buckets:
-    """Temporary Parquet files the rows are spread over at random, for a bounded-memory shuffle."""
+    """Temporary files the rows are spread over at random, for a bounded-memory shuffle.
+
+    Arrow IPC streams rather than Parquet: a Parquet writer keeps every row group's metadata in memory
+    for its footer, which across tens of thousands of small row groups was tens of megabytes.
+    """
 
     def __init__(self, folder: Path, count: int, rng: random.Random, test_size: float) -> None:
         self.folder, self.rng, self.test_size = folder, rng, test_size
-        self.paths = [folder / f"bucket-{i:05d}.parquet" for i in range(count)]
-        self.pending: list[list[dict[str, Any]]] = [[] for _ in range(count)]
-        self.writers: list[pq.ParquetWriter | None] = [None] * count
+        self.paths = [folder / f"bucket-{i:05d}.arrows" for i in range(count)]
+        self.pending: list[list[Row]] = [[] for _ in range(count)]
+        self.writers: list[pa.ipc.RecordBatchStreamWriter | None] = [None] * count
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: Row) -> None:
         index = self.rng.randrange(len(self.paths))
         row["split"] = "test" if self.rng.random() < self.test_size else "train"
         self.pending[index].append(row)
@@ -280,10 +297,7 @@ class _Buckets:
     def _flush(self, index: int) -> None:
         if not self.pending[index]:
             return
-        # Temporary files read once: no statistics, no compression.
-        writer = self.writers[index] or pq.ParquetWriter(
-            self.paths[index], _BUCKET_SCHEMA, write_statistics=False, compression="none"
-        )
+        writer = self.writers[index] or pa.ipc.new_stream(self.paths[index], _BUCKET_SCHEMA)
         self.writers[index] = writer
         writer.write_table(pa.Table.from_pylist(self.pending[index], schema=_BUCKET_SCHEMA))
         self.pending[index] = []
@@ -311,21 +325,37 @@ def _eval_texts(paths: tuple[Path, ...]) -> Iterator[str]:
             yield row[column]
 
 
-def _eligible_general(
-    options: ExportOptions, decontaminator: Decontaminator, seen: set[int], report: ExportReport
-) -> list[int]:
+@dataclass
+class _Filter:
+    """Decontamination, then dedup against everything kept so far (8 bytes a key, see ``KeySet``)."""
+
+    decontaminator: Decontaminator
+    seen: KeySet = field(default_factory=KeySet)
+
+    def keep(self, rows: list[Row], *, by_prompt: bool) -> tuple[list[bool], int, int]:
+        """Which rows to keep, and how many were contaminated and duplicated."""
+        users = [_user_text(row["messages"]) for row in rows]
+        clean = [not self.decontaminator.contaminated(user) for user in users]
+        keys = [
+            _key(user) if by_prompt else _key(user, row["messages"][-1]["content"])
+            for user, row, ok in zip(users, rows, clean, strict=True)
+            if ok
+        ]
+        fresh = iter(self.seen.add_new(keys).tolist())
+        keep = [ok and next(fresh) for ok in clean]
+        contaminated = clean.count(False)
+        return keep, contaminated, len(rows) - contaminated - keep.count(True)
+
+
+def _eligible_general(options: ExportOptions, rows_filter: _Filter, report: ExportReport) -> list[int]:
     """Numbers of the general rows that are neither contaminated nor duplicates (of anything kept)."""
-    eligible = []
-    for number, row in enumerate(_general_rows(options)):
-        report.general_available += 1
-        user, reply = _user_text(row["messages"]), row["messages"][-1]["content"]
-        if decontaminator.contaminated(user):
-            report.general_contaminated += 1
-        elif (key := _key(user, reply)) in seen:
-            report.general_duplicates += 1
-        else:
-            seen.add(key)
-            eligible.append(number)
+    eligible: list[int] = []
+    for batch in _general_batches(options):
+        keep, contaminated, duplicates = rows_filter.keep(batch, by_prompt=False)
+        eligible.extend(report.general_available + i for i, ok in enumerate(keep) if ok)
+        report.general_available += len(batch)
+        report.general_contaminated += contaminated
+        report.general_duplicates += duplicates
     return eligible
 
 
@@ -333,7 +363,8 @@ def _finish(bucket_paths: list[Path], data: Path, rng: random.Random, report: Ex
     """Shuffle each bucket and write it out, one shard per bucket and split, named as the Hub expects."""
     written: dict[str, list[Path]] = {"train": [], "test": []}
     for number, path in enumerate(bucket_paths):
-        table = pq.read_table(path)
+        with pa.ipc.open_stream(pa.OSFile(str(path))) as reader:
+            table = reader.read_all()
         table = table.take(pa.array(rng.sample(range(table.num_rows), table.num_rows), type=pa.int64()))
         for split in ("train", "test"):
             part = table.filter(pc.equal(table.column("split"), split)).drop_columns(["split"])
@@ -369,28 +400,27 @@ def export(
     data.mkdir()
     expected = report.kept_per_prompt + round(report.kept_per_prompt * (1 - share) / share)
     buckets = _Buckets(work, max(1, math.ceil(expected / options.shard_rows)), rng, options.test_size)
-    seen: set[int] = set()
-    for row in _reasoning_rows(engine, shard_root, options, chosen):
-        user, reply = _user_text(row["messages"]), row["messages"][-1]["content"]
-        if decontaminator.contaminated(user):
-            report.reasoning_contaminated += 1
-            continue
-        key = _key(user) if options.keep_per_prompt == 1 else _key(user, reply)
-        if key in seen:
-            report.reasoning_duplicates += 1
-            continue
-        seen.add(key)
-        buckets.add(row)
-        report.reasoning += 1
-        if on_progress is not None and report.reasoning % PROGRESS_EVERY == 0:
+    rows_filter = _Filter(decontaminator)
+    for batch in _reasoning_batches(engine, shard_root, options, chosen):
+        keep, contaminated, duplicates = rows_filter.keep(batch, by_prompt=options.keep_per_prompt == 1)
+        before = report.reasoning
+        for row in itertools.compress(batch, keep):
+            buckets.add(row)
+            report.reasoning += 1
+        report.reasoning_contaminated += contaminated
+        report.reasoning_duplicates += duplicates
+        if on_progress is not None and report.reasoning // PROGRESS_EVERY > before // PROGRESS_EVERY:
             on_progress(report.reasoning)
-    eligible = _eligible_general(options, decontaminator, seen, report)
+    eligible = _eligible_general(options, rows_filter, report)
     wanted = round(report.reasoning * (1 - share) / share)
     take = set(rng.sample(eligible, min(wanted, len(eligible))))
-    for number, row in enumerate(_general_rows(options)):
-        if number in take:
-            buckets.add(row)
-            report.general += 1
+    number = 0
+    for batch in _general_batches(options):
+        for row in batch:
+            if number in take:
+                buckets.add(row)
+                report.general += 1
+            number += 1
     if report.general < wanted:
         actual = report.reasoning / max(1, report.reasoning + report.general)
         report.note = (
