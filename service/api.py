@@ -15,13 +15,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import exports, jobs, shards
+from service import browse, exports, jobs, shards, ui
+from service.browse import SampleFilter
 from service.db import make_engine, upgrade_schema
 from service.errors import (
     ExportNotFound,
     InvalidJob,
     JobNotFound,
     JobStateConflict,
+    SampleNotFound,
     TracemillError,
     UnknownVerifier,
 )
@@ -34,6 +36,7 @@ from service.schemas import (
     JobSummary,
     PromptIn,
     PromptsIn,
+    SampleOut,
     SamplePage,
     ShardOut,
 )
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 STATUS_OF: dict[type[TracemillError], int] = {
     JobNotFound: status.HTTP_404_NOT_FOUND,
     ExportNotFound: status.HTTP_404_NOT_FOUND,
+    SampleNotFound: status.HTTP_404_NOT_FOUND,
     InvalidJob: status.HTTP_422_UNPROCESSABLE_CONTENT,
     UnknownVerifier: status.HTTP_422_UNPROCESSABLE_CONTENT,
     JobStateConflict: status.HTTP_409_CONFLICT,
@@ -174,12 +178,23 @@ def list_samples(
     job_id: str,
     *,
     status: Literal["accepted", "rejected"] | None = None,
+    verifier: Annotated[str | None, Query(max_length=64, description="rejected by this verifier")] = None,
     reason: Annotated[str | None, Query(max_length=120, description="e.g. format:unclosed_think")] = None,
+    prompt_id: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in the prompt or completion")] = None,
     cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")] = None,
+    before: Annotated[int | None, Query(ge=0, description="prev_cursor of the next page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> SamplePage:
-    """A page of samples with their verdicts, filtered by status and rejection reason."""
-    return jobs.list_samples(engine, job_id, status=status, reason=reason, cursor=cursor, limit=limit)
+    """A page of samples with their verdicts, filtered; keyset-paginated in id order."""
+    filters = SampleFilter(status=status, verifier=verifier, reason=reason, prompt_id=prompt_id, q=q)
+    return browse.list_samples(engine, job_id, filters, after=cursor, before=before, limit=limit)
+
+
+@router.get("/jobs/{job_id}/samples/{sample_id}", tags=["samples"])
+def get_sample(engine: EngineDep, job_id: str, sample_id: int) -> SampleOut:
+    """One sample with its prompt, reasoning, answer and every verdict."""
+    return browse.get_sample(engine, job_id, sample_id)
 
 
 @router.get("/jobs/{job_id}/shards", tags=["samples"])
@@ -241,13 +256,17 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = [_field_error(e) for e in exc.errors()]
         message = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        if ui.is_page(request):
+            return ui.error_page(request, 400, message)
         return JSONResponse({"message": message, "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if ui.is_page(request):
+            return ui.error_page(request, exc.status_code, str(exc.detail))
         return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RecursionError)
@@ -263,4 +282,5 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
         return JSONResponse(body, status_code=code)
 
     app.include_router(router)
+    ui.mount(app)
     return app

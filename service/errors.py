@@ -18,6 +18,10 @@ class JobNotFound(TracemillError):
     """No job has that id."""
 
 
+class SampleNotFound(TracemillError):
+    """That job has no sample with that id."""
+
+
 class ExportNotFound(TracemillError):
     """No export has that id."""
 

@@ -12,10 +12,8 @@ from sqlalchemy import Connection, Engine, case, func, insert, select, update
 from service import queue
 from service.db import reading, utcnow, writing
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
-from service.models import Job, Sample, Shard, Task, Verdict
-from service.prompts import conversation
+from service.models import Job, Shard, Task, Verdict
 from service.queue import NewTask
-from service.samples import verdicts_by_sample, with_prompt
 from service.schemas import (
     FailedTask,
     JobCreated,
@@ -24,11 +22,8 @@ from service.schemas import (
     JobSummary,
     PromptIn,
     SampleCounts,
-    SampleOut,
-    SamplePage,
     ShardOut,
     TaskCounts,
-    VerdictOut,
     VerifierStats,
 )
 
@@ -90,7 +85,7 @@ def create_job(engine: Engine, job: JobIn) -> JobCreated:
     return JobCreated(id=job_id, status=status, num_tasks=len(job.prompts), created=True)
 
 
-def _job_row(conn: Connection, job_id: str) -> Any:
+def job_row(conn: Connection, job_id: str) -> Any:
     row = conn.execute(select(Job).where(Job.id == job_id)).first()
     if row is None:
         raise JobNotFound(f"no job with id {job_id!r}")
@@ -100,13 +95,13 @@ def _job_row(conn: Connection, job_id: str) -> Any:
 def require_job(engine: Engine, job_id: str) -> None:
     """Raise JobNotFound unless the job exists (one primary-key lookup, no statistics)."""
     with reading(engine) as conn:
-        _job_row(conn, job_id)
+        job_row(conn, job_id)
 
 
 def add_prompts(engine: Engine, job_id: str, prompts: list[PromptIn]) -> int:
     """Add a page of prompts to a draft job; returns the job's task count."""
     with writing(engine) as conn:
-        job = _job_row(conn, job_id)
+        job = job_row(conn, job_id)
         if job.status != "draft":
             raise JobStateConflict(f"job {job_id} is {job.status}; prompts can only be added to a draft")
         _insert_tasks(conn, job_id, job.spec, prompts, "draft")
@@ -116,7 +111,7 @@ def add_prompts(engine: Engine, job_id: str, prompts: list[PromptIn]) -> int:
 def start_job(engine: Engine, job_id: str) -> None:
     """Queue a draft job's tasks."""
     with writing(engine) as conn:
-        job = _job_row(conn, job_id)
+        job = job_row(conn, job_id)
         if job.status != "draft":
             raise JobStateConflict(f"job {job_id} is {job.status}; only a draft can be started")
         if job.num_tasks == 0:
@@ -133,7 +128,7 @@ def start_job(engine: Engine, job_id: str) -> None:
 def cancel_job(engine: Engine, job_id: str) -> None:
     """Stop new claims; tasks already running finish and what was accepted is kept."""
     with writing(engine) as conn:
-        job = _job_row(conn, job_id)
+        job = job_row(conn, job_id)
         if job.status in ("done", "cancelled"):
             raise JobStateConflict(f"job {job_id} is already {job.status}")
         conn.execute(
@@ -147,7 +142,7 @@ def cancel_job(engine: Engine, job_id: str) -> None:
 def resume_job(engine: Engine, job_id: str) -> None:
     """Queue again what a paused or cancelled job left unfinished."""
     with writing(engine) as conn:
-        job = _job_row(conn, job_id)
+        job = job_row(conn, job_id)
         if job.status not in ("paused", "cancelled"):
             raise JobStateConflict(
                 f"job {job_id} is {job.status}; only a paused or cancelled job can be resumed"
@@ -185,10 +180,16 @@ def _rate(accepted: int, total: int) -> float | None:
     return round(accepted / total, 4) if total else None
 
 
+def _sample_counts(total: int, accepted: int) -> SampleCounts:
+    return SampleCounts(
+        total=total, accepted=accepted, rejected=total - accepted, acceptance_rate=_rate(accepted, total)
+    )
+
+
 def get_job(engine: Engine, job_id: str) -> JobOut:
     """A job with its progress, acceptance per verifier and rejection reasons."""
     with reading(engine) as conn:
-        job = _job_row(conn, job_id)
+        job = job_row(conn, job_id)
         tasks = task_counts(conn, job_id)
         sums = conn.execute(
             select(
@@ -238,9 +239,7 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         finished_at=job.finished_at,
         spec=job.spec,
         tasks=tasks,
-        samples=SampleCounts(
-            total=total, accepted=accepted, rejected=total - accepted, acceptance_rate=_rate(accepted, total)
-        ),
+        samples=_sample_counts(total, accepted),
         verifiers=stats,
         rejection_reasons=dict(sorted(((r, int(n)) for r, n in reasons), key=lambda kv: -kv[1])),
         tokens={"prompt": int(sums[2]), "completion": int(sums[3])},
@@ -250,73 +249,49 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
 
 
 def list_jobs(engine: Engine, limit: int = 100) -> list[JobSummary]:
+    """Jobs, newest first, with their progress, sample counts and tokens (one grouped query for all)."""
     with reading(engine) as conn:
         jobs = conn.execute(select(Job).order_by(Job.created_at.desc()).limit(limit)).all()
-        return [
-            JobSummary(
-                id=j.id,
-                name=j.name,
-                status=j.status,
-                created_at=j.created_at,
-                finished_at=j.finished_at,
-                tasks=task_counts(conn, j.id),
+        ids = [j.id for j in jobs]
+        rows = conn.execute(
+            select(
+                Task.job_id,
+                Task.status,
+                func.count(),
+                func.sum(Task.n_samples),
+                func.sum(Task.n_accepted),
+                func.sum(Task.prompt_tokens),
+                func.sum(Task.completion_tokens),
             )
-            for j in jobs
-        ]
-
-
-def list_samples(
-    engine: Engine,
-    job_id: str,
-    *,
-    status: str | None = None,
-    reason: str | None = None,
-    cursor: int | None = None,
-    limit: int = 50,
-) -> SamplePage:
-    """A page of samples in id order (keyset pagination: ``cursor`` is the last id seen)."""
-    query = with_prompt().where(Sample.job_id == job_id).limit(limit + 1)
-    if status is not None:
-        query = query.where(Sample.accepted.is_(status == "accepted"))
-    if reason is not None:
-        query = query.where(
-            Sample.id.in_(select(Verdict.sample_id).where(Verdict.job_id == job_id, Verdict.reason == reason))
+            .where(Task.job_id.in_(ids))
+            .group_by(Task.job_id, Task.status)
+        ).all()
+    tasks: dict[str, Counter[str]] = {job_id: Counter() for job_id in ids}
+    sums: dict[str, list[int]] = {job_id: [0, 0, 0, 0] for job_id in ids}
+    for job_id, task_status, count, *totals in rows:
+        tasks[job_id][task_status] = count
+        sums[job_id] = [a + int(b or 0) for a, b in zip(sums[job_id], totals, strict=True)]
+    return [
+        JobSummary(
+            id=j.id,
+            name=j.name,
+            status=j.status,
+            status_reason=j.status_reason,
+            created_at=j.created_at,
+            started_at=j.started_at,
+            finished_at=j.finished_at,
+            tasks=TaskCounts(total=sum(tasks[j.id].values()), **tasks[j.id]),
+            samples=_sample_counts(sums[j.id][0], sums[j.id][1]),
+            tokens={"prompt": sums[j.id][2], "completion": sums[j.id][3]},
         )
-    if cursor is not None:
-        query = query.where(Sample.id > cursor)
-    with reading(engine) as conn:
-        job = _job_row(conn, job_id)
-        rows = conn.execute(query).all()
-        page = rows[:limit]
-        verdicts = verdicts_by_sample(conn, [row.id for row in page])
-    items = [
-        SampleOut(
-            id=s.id,
-            prompt_id=s.prompt_id,
-            sample_index=s.sample_index,
-            messages=conversation(s.prompt, s.messages, job.spec),
-            reference=s.reference,
-            completion=s.completion,
-            think=s.think,
-            answer=s.answer,
-            finish_reason=s.finish_reason,
-            completion_tokens=s.completion_tokens,
-            accepted=s.accepted,
-            reason=s.reason,
-            verdicts=[
-                VerdictOut(verifier=v.verifier, accepted=v.accepted, reason=v.reason, details=v.details)
-                for v in verdicts[s.id]
-            ],
-        )
-        for s in page
+        for j in jobs
     ]
-    return SamplePage(items=items, next_cursor=page[-1].id if len(rows) > limit else None)
 
 
 def list_shards(engine: Engine, job_id: str, root: Path) -> list[ShardOut]:
     """The job's shards as the database records them (never by globbing a folder)."""
     with reading(engine) as conn:
-        _job_row(conn, job_id)
+        job_row(conn, job_id)
         rows = conn.execute(select(Shard).where(Shard.job_id == job_id).order_by(Shard.id)).all()
     return [
         ShardOut(

@@ -12,7 +12,11 @@ from service.models import Sample, Task, Verdict
 ID_CHUNK = 500  # keeps IN lists well under SQLite's bound-parameter limit
 
 
-def with_prompt() -> Select[Sample, str, str | None, list[dict[str, str]] | None, str | None]:
+# sample, prompt id, prompt text, prompt messages, reference
+SampleQuery = Select[Sample, str, str | None, list[dict[str, str]] | None, str | None]
+
+
+def with_prompt() -> SampleQuery:
     """Sample rows joined with their task's prompt id, prompt (text or messages) and reference, by id."""
     return (
         select(Sample, Task.prompt_id, Task.prompt, Task.messages, Task.reference)
@@ -27,7 +31,7 @@ def verdicts_by_sample(conn: Connection, ids: Sequence[int]) -> dict[int, list[A
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]
         for row in conn.execute(
-            select(Verdict).where(Verdict.sample_id.in_(chunk)).order_by(Verdict.sample_id)
+            select(Verdict).where(Verdict.sample_id.in_(chunk)).order_by(Verdict.sample_id, Verdict.verifier)
         ):
             verdicts[row.sample_id].append(row)
     return verdicts

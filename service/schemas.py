@@ -257,9 +257,13 @@ class JobSummary(BaseModel):
     id: str
     name: str | None
     status: str
+    status_reason: str | None
     created_at: datetime
+    started_at: datetime | None
     finished_at: datetime | None
     tasks: TaskCounts
+    samples: SampleCounts
+    tokens: dict[str, int]
 
 
 class VerdictOut(BaseModel):
@@ -288,6 +292,9 @@ class SampleOut(BaseModel):
 class SamplePage(BaseModel):
     items: list[SampleOut]
     next_cursor: int | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+    prev_cursor: int | None = Field(
+        default=None, description="Pass as ?before= for the previous page; null on the first."
+    )
 
 
 class ShardOut(BaseModel):

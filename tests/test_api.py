@@ -118,7 +118,11 @@ def test_create_then_read(client: TestClient) -> None:
     assert job["spec"]["verifiers"] == [{"name": "format", "options": {}}]
     assert job["samples"] == {"total": 0, "accepted": 0, "rejected": 0, "acceptance_rate": None}
     assert [j["id"] for j in client.get("/v1/jobs").json()] == [created["id"]]
-    assert client.get(f"/v1/jobs/{created['id']}/samples").json() == {"items": [], "next_cursor": None}
+    assert client.get(f"/v1/jobs/{created['id']}/samples").json() == {
+        "items": [],
+        "next_cursor": None,
+        "prev_cursor": None,
+    }
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:

@@ -1,0 +1,125 @@
+"""Reading samples back: filtered, keyset-paginated pages and single samples, for the API and the pages.
+
+Filters combine: status, rejected by a verifier, a rejection reason, a prompt id, and a case-insensitive
+substring of the prompt or the completion. Pages are keyset-paginated on the sample id (``after`` the
+last id seen, or ``before`` the first), so a page deep into a 200,000-sample job costs what the first does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, Text, cast, or_, select
+
+from service.db import reading
+from service.errors import SampleNotFound
+from service.jobs import job_row
+from service.models import Sample, Task, Verdict
+from service.prompts import conversation
+from service.samples import SampleQuery, verdicts_by_sample, with_prompt
+from service.schemas import SampleOut, SamplePage, VerdictOut
+
+
+@dataclass(frozen=True)
+class SampleFilter:
+    status: Literal["accepted", "rejected"] | None = None
+    verifier: str | None = None  # samples this verifier rejected
+    reason: str | None = None
+    prompt_id: str | None = None
+    q: str | None = None
+
+    def apply(self, query: SampleQuery, job_id: str) -> SampleQuery:
+        query = query.where(Sample.job_id == job_id)
+        if self.status is not None:
+            query = query.where(Sample.accepted.is_(self.status == "accepted"))
+        verdict_conditions = []
+        if self.verifier:
+            verdict_conditions += [Verdict.verifier == self.verifier, Verdict.accepted.is_(False)]
+        if self.reason:
+            verdict_conditions.append(Verdict.reason == self.reason)
+        if verdict_conditions:
+            rejected = select(Verdict.sample_id).where(Verdict.job_id == job_id, *verdict_conditions)
+            query = query.where(Sample.id.in_(rejected))
+        if self.prompt_id:
+            query = query.where(Task.prompt_id == self.prompt_id)
+        if self.q:
+            query = query.where(
+                or_(
+                    Sample.completion.icontains(self.q, autoescape=True),
+                    Task.prompt.icontains(self.q, autoescape=True),
+                    cast(Task.messages, Text).icontains(self.q, autoescape=True),
+                )
+            )
+        return query
+
+
+def _sample_out(row: Any, verdicts: list[Any], spec: dict[str, Any]) -> SampleOut:
+    return SampleOut(
+        id=row.id,
+        prompt_id=row.prompt_id,
+        sample_index=row.sample_index,
+        messages=conversation(row.prompt, row.messages, spec),
+        reference=row.reference,
+        completion=row.completion,
+        think=row.think,
+        answer=row.answer,
+        finish_reason=row.finish_reason,
+        completion_tokens=row.completion_tokens,
+        accepted=row.accepted,
+        reason=row.reason,
+        verdicts=[
+            VerdictOut(verifier=v.verifier, accepted=v.accepted, reason=v.reason, details=v.details)
+            for v in verdicts
+        ],
+    )
+
+
+def _page(conn: Connection, query: SampleQuery, spec: dict[str, Any]) -> list[SampleOut]:
+    rows = conn.execute(query).all()
+    verdicts = verdicts_by_sample(conn, [row.id for row in rows])
+    return [_sample_out(row, verdicts[row.id], spec) for row in rows]
+
+
+def list_samples(
+    engine: Engine,
+    job_id: str,
+    filters: SampleFilter = SampleFilter(),
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> SamplePage:
+    """A page of samples in id order: the first ``limit`` after ``after``, or the last before ``before``."""
+    query = filters.apply(with_prompt(), job_id)
+    if before is not None:
+        query = query.where(Sample.id < before).order_by(None).order_by(Sample.id.desc())
+    elif after is not None:
+        query = query.where(Sample.id > after)
+    with reading(engine) as conn:
+        spec = job_row(conn, job_id).spec
+        items = _page(conn, query.limit(limit + 1), spec)
+    more = len(items) > limit
+    items = items[:limit]
+    if before is not None:
+        items.reverse()
+        return SamplePage(
+            items=items,
+            next_cursor=items[-1].id if items else None,
+            prev_cursor=items[0].id if items and more else None,
+        )
+    return SamplePage(
+        items=items,
+        next_cursor=items[-1].id if more else None,
+        prev_cursor=items[0].id if items and after is not None else None,
+    )
+
+
+def get_sample(engine: Engine, job_id: str, sample_id: int) -> SampleOut:
+    """One sample of a job with its prompt and every verdict."""
+    with reading(engine) as conn:
+        spec = job_row(conn, job_id).spec
+        items = _page(conn, with_prompt().where(Sample.job_id == job_id, Sample.id == sample_id), spec)
+    if not items:
+        raise SampleNotFound(f"job {job_id} has no sample {sample_id}")
+    return items[0]

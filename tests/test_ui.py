@@ -1,0 +1,99 @@
+"""The pages over the app itself (no browser): escaping, error states, filters kept in links.
+
+The browser tests (live server, headless Chromium) are in ``tests/e2e/test_ui_browser.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import queue
+from service.api import create_app
+from service.queue import NewSample, NewVerdict
+from service.settings import Settings
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(data_dir=tmp_path), run_flusher=False)) as client:
+        yield client
+
+
+def _job_with_samples(client: TestClient, completions: list[str]) -> str:
+    created = client.post(
+        "/v1/jobs",
+        json={
+            "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "t"},
+            "n": len(completions),
+            "prompts": [{"id": "p0", "prompt": f"Explain {HOSTILE}"}],
+        },
+    ).json()
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    (task,) = queue.claim(engine, "w", 1, 30, max_attempts=3)
+    samples = [
+        NewSample(
+            i,
+            text,
+            None,
+            text,
+            "stop",
+            3,
+            (NewVerdict("format", False, "format:missing_think", {"why": HOSTILE}),),
+        )
+        for i, text in enumerate(completions)
+    ]
+    queue.finish(engine, task, "w", samples, prompt_tokens=1)
+    return str(created["id"])
+
+
+def test_teacher_text_is_escaped_on_every_page(client: TestClient) -> None:
+    job_id = _job_with_samples(client, [f"Here: {HOSTILE}\n```python\nprint('<b>')\n```"])
+    sample_id = client.get(f"/v1/jobs/{job_id}/samples").json()["items"][0]["id"]
+    for path in (
+        "/ui/jobs",
+        f"/ui/jobs/{job_id}",
+        f"/ui/jobs/{job_id}/samples",
+        f"/ui/jobs/{job_id}/samples/{sample_id}",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
+    sample = client.get(f"/ui/jobs/{job_id}/samples/{sample_id}").text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in sample
+    assert 'class="hl"' in sample  # the fenced block is highlighted code
+
+
+def test_error_and_empty_states_are_pages(client: TestClient) -> None:
+    assert "No jobs yet" in client.get("/ui/jobs").text
+    assert client.get("/").url.path == "/ui/jobs"
+    missing = client.get("/ui/jobs/nope")
+    assert missing.status_code == 404 and "no job with id &#39;nope&#39;" in missing.text
+    assert missing.headers["content-type"].startswith("text/html")
+    job_id = _job_with_samples(client, ["a", "b"])
+    assert client.get(f"/ui/jobs/{job_id}/samples/999999").status_code == 404
+    bad = client.get(f"/ui/jobs/{job_id}/samples?status=maybe")
+    assert bad.status_code == 400 and "status: must be accepted or rejected" in bad.text
+    assert client.get(f"/ui/jobs/{job_id}/samples?after=x").status_code == 400
+    assert (
+        "No sample matches these filters" in client.get(f"/ui/jobs/{job_id}/samples?q=nothing-like-it").text
+    )
+    assert client.get(f"/ui/jobs/{job_id}/samples?status=rejected").text.count('class="sample"') == 2
+    assert "No accepted samples yet" in client.get(f"/ui/jobs/{job_id}/samples?status=accepted").text
+    assert client.get("/v1/jobs/nope").json() == {"message": "no job with id 'nope'"}  # the API stays JSON
+
+
+def test_filters_stay_in_the_links(client: TestClient) -> None:
+    job_id = _job_with_samples(client, [f"text {i}" for i in range(3)])
+    page = client.get(f"/ui/jobs/{job_id}/samples?status=rejected&reason=format:missing_think&q=text").text
+    links = re.findall(r'href="(/ui/jobs/[^"]+/samples/\d+[^"]*)"', page)
+    assert len(links) == 3
+    assert all("status=rejected&amp;reason=format%3Amissing_think&amp;q=text" in link for link in links)
+    sample = client.get(links[1].replace("&amp;", "&")).text
+    assert 'rel="prev"' in sample and 'rel="next"' in sample
