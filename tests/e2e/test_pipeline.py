@@ -9,61 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
-import pytest
 
-from service.procs import free_port, spawn, stop, wait_http
 from service.standin import DEFAULT_MODEL
-from tests.conftest import start_standin
-
-SECRET = "sk-tracemill-test-4f1c9a7e"
-JOB_TIMEOUT_S = 120
-
-
-@dataclass
-class Stack:
-    api: str
-    teacher: str
-    data_dir: Path
-    env: dict[str, str]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("stack")
-    env = {"TRACEMILL_DATA_DIR": str(data_dir), "TRACEMILL_FLUSH_INTERVAL": "0.5", "TEACHER_KEY": SECRET}
-    teacher, standin = start_standin(data_dir)
-    port = free_port()
-    api = spawn(["serve", "--port", str(port)], data_dir / "api.log", env)
-    processes = [standin, api]
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/health", api, data_dir / "api.log")
-        processes.append(
-            spawn(
-                ["worker", "--max-in-flight", "16", "--verifier-processes", "1"], data_dir / "worker.log", env
-            )
-        )
-        yield Stack(f"http://127.0.0.1:{port}", teacher, data_dir, env)
-    finally:
-        stop(list(reversed(processes)))
-
-
-def _wait_done(api: str, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = httpx.get(f"{api}/v1/jobs/{job_id}").json()
-        if job["status"] == "done":
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} not done in {JOB_TIMEOUT_S} s: {job}")
+from tests.e2e.conftest import JOB_TIMEOUT_S, SECRET, Stack, wait_done
 
 
 def _shard_rows(api: str, job_id: str) -> list[dict[str, Any]]:
@@ -88,7 +42,7 @@ def test_a_job_of_20_prompts_by_4_lands_in_shards_that_agree_with_the_api(stack:
     created = httpx.post(f"{stack.api}/v1/jobs", json=body)
     assert created.status_code == 201
     job_id = created.json()["id"]
-    job = _wait_done(stack.api, job_id)
+    job = wait_done(stack.api, job_id)
 
     rows = _shard_rows(stack.api, job_id)
     assert len(rows) == 80
@@ -205,7 +159,7 @@ def test_a_third_party_verifier_runs_end_to_end(stack: Stack) -> None:
         "prompts": [{"id": "k1", "prompt": "Compute 2 + 2."}, {"id": "k2", "prompt": "Compute 3 * 3."}],
     }
     job_id = httpx.post(f"{stack.api}/v1/jobs", json=body).json()["id"]
-    job = _wait_done(stack.api, job_id)
+    job = wait_done(stack.api, job_id)
     assert [v["name"] for v in job["verifiers"]] == ["format", "keyword"]
     rows = _shard_rows(stack.api, job_id)
     assert all([v["verifier"] for v in r["verdicts"]] == ["format", "keyword"] for r in rows)
@@ -231,7 +185,7 @@ def test_a_sympy_hang_is_a_timeout_and_the_worker_goes_on(stack: Stack) -> None:
         "prompts": prompts,
     }
     job_id = httpx.post(f"{stack.api}/v1/jobs", json=body).json()["id"]
-    job = _wait_done(stack.api, job_id)
+    job = wait_done(stack.api, job_id)
     assert job["tasks"]["done"] == 3
     rows = _shard_rows(stack.api, job_id)
     by_prompt: dict[str, set[str | None]] = {}

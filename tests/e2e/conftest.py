@@ -1,0 +1,56 @@
+"""A live stack for end-to-end tests: stand-in teacher, ``tracemill serve`` and a worker as processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.procs import free_port, spawn, stop, wait_http
+from tests.conftest import start_standin
+
+SECRET = "sk-tracemill-test-4f1c9a7e"
+JOB_TIMEOUT_S = 120
+
+
+@dataclass
+class Stack:
+    api: str
+    teacher: str
+    data_dir: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("stack")
+    env = {"TRACEMILL_DATA_DIR": str(data_dir), "TRACEMILL_FLUSH_INTERVAL": "0.5", "TEACHER_KEY": SECRET}
+    teacher, standin = start_standin(data_dir)
+    port = free_port()
+    api = spawn(["serve", "--port", str(port)], data_dir / "api.log", env)
+    processes = [standin, api]
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/health", api, data_dir / "api.log")
+        processes.append(
+            spawn(
+                ["worker", "--max-in-flight", "16", "--verifier-processes", "1"], data_dir / "worker.log", env
+            )
+        )
+        yield Stack(f"http://127.0.0.1:{port}", teacher, data_dir, env)
+    finally:
+        stop(list(reversed(processes)))
+
+
+def wait_done(api: str, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = httpx.get(f"{api}/v1/jobs/{job_id}").json()
+        if job["status"] == "done":
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not done in {JOB_TIMEOUT_S} s: {job}")
