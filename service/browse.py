@@ -10,15 +10,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Text, cast, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, or_, select
 
 from service.db import reading
 from service.errors import SampleNotFound
-from service.jobs import job_row
+from service.jobs import job_row, rejection_reasons, sample_counts, task_sums
 from service.models import Sample, Task, Verdict
 from service.prompts import conversation
 from service.samples import SampleQuery, verdicts_by_sample, with_prompt
-from service.schemas import SampleOut, SamplePage, VerdictOut
+from service.schemas import SampleCounts, SampleOut, SamplePage, VerdictOut
+
+
+@dataclass(frozen=True)
+class JobHeader:
+    """What a samples page shows of its job: far cheaper than the job's full statistics."""
+
+    id: str
+    name: str | None
+    status: str
+    spec: dict[str, Any]
+    samples: SampleCounts
+    rejection_reasons: dict[str, int]
+
+
+def job_header(engine: Engine, job_id: str) -> JobHeader:
+    with reading(engine) as conn:
+        job = job_row(conn, job_id)
+        total, accepted, _, _ = task_sums(conn, job_id)
+        reasons = rejection_reasons(conn, job_id)
+    return JobHeader(job.id, job.name, job.status, job.spec, sample_counts(total, accepted), reasons)
 
 
 @dataclass(frozen=True)
@@ -30,19 +50,27 @@ class SampleFilter:
     q: str | None = None
 
     def apply(self, query: SampleQuery, job_id: str) -> SampleQuery:
-        query = query.where(Sample.job_id == job_id)
+        """The query narrowed to this filter's samples of the job.
+
+        Shaped for keyset pages on a job of any size (samples walked in id order until the page is
+        full): a prompt id goes through the task's unique key to its few samples; a verdict condition
+        is a probe of the verdict's primary key (sample, verifier) for each sample walked, which
+        needs no statistics to plan well, so SQLite and a freshly filled PostgreSQL agree.
+        """
+        if self.prompt_id:
+            task = select(Task.id).where(Task.job_id == job_id, Task.prompt_id == self.prompt_id)
+            query = query.where(Sample.task_id == task.scalar_subquery())
+        else:
+            query = query.where(Sample.job_id == job_id)
         if self.status is not None:
             query = query.where(Sample.accepted.is_(self.status == "accepted"))
-        verdict_conditions = []
         if self.verifier:
-            verdict_conditions += [Verdict.verifier == self.verifier, Verdict.accepted.is_(False)]
+            rejected = _verdict_exists(Verdict.verifier == self.verifier, Verdict.accepted.is_(False))
+            query = query.where(rejected)
         if self.reason:
-            verdict_conditions.append(Verdict.reason == self.reason)
-        if verdict_conditions:
-            rejected = select(Verdict.sample_id).where(Verdict.job_id == job_id, *verdict_conditions)
-            query = query.where(Sample.id.in_(rejected))
-        if self.prompt_id:
-            query = query.where(Task.prompt_id == self.prompt_id)
+            # Reasons read "<verifier>:<code>"; naming the verifier makes the probe a key lookup.
+            verifier = self.reason.partition(":")[0]
+            query = query.where(_verdict_exists(Verdict.verifier == verifier, Verdict.reason == self.reason))
         if self.q:
             query = query.where(
                 or_(
@@ -52,6 +80,10 @@ class SampleFilter:
                 )
             )
         return query
+
+
+def _verdict_exists(*conditions: ColumnElement[bool]) -> Exists:
+    return exists().where(Verdict.sample_id == Sample.id, *conditions)
 
 
 def _sample_out(row: Any, verdicts: list[Any], spec: dict[str, Any]) -> SampleOut:

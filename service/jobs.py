@@ -180,7 +180,30 @@ def _rate(accepted: int, total: int) -> float | None:
     return round(accepted / total, 4) if total else None
 
 
-def _sample_counts(total: int, accepted: int) -> SampleCounts:
+def task_sums(conn: Connection, job_id: str) -> tuple[int, int, int, int]:
+    """Samples, accepted samples, prompt tokens and completion tokens of a job, from its tasks."""
+    row = conn.execute(
+        select(
+            func.coalesce(func.sum(Task.n_samples), 0),
+            func.coalesce(func.sum(Task.n_accepted), 0),
+            func.coalesce(func.sum(Task.prompt_tokens), 0),
+            func.coalesce(func.sum(Task.completion_tokens), 0),
+        ).where(Task.job_id == job_id)
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def rejection_reasons(conn: Connection, job_id: str) -> dict[str, int]:
+    """Each rejection reason of a job's verdicts with its count, the most frequent first."""
+    rows = conn.execute(
+        select(Verdict.reason, func.count())
+        .where(Verdict.job_id == job_id, Verdict.reason.is_not(None))
+        .group_by(Verdict.reason)
+    ).all()
+    return dict(sorted(((str(r), int(n)) for r, n in rows), key=lambda kv: -kv[1]))
+
+
+def sample_counts(total: int, accepted: int) -> SampleCounts:
     return SampleCounts(
         total=total, accepted=accepted, rejected=total - accepted, acceptance_rate=_rate(accepted, total)
     )
@@ -191,23 +214,12 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
     with reading(engine) as conn:
         job = job_row(conn, job_id)
         tasks = task_counts(conn, job_id)
-        sums = conn.execute(
-            select(
-                func.coalesce(func.sum(Task.n_samples), 0),
-                func.coalesce(func.sum(Task.n_accepted), 0),
-                func.coalesce(func.sum(Task.prompt_tokens), 0),
-                func.coalesce(func.sum(Task.completion_tokens), 0),
-            ).where(Task.job_id == job_id)
-        ).one()
+        sums = task_sums(conn, job_id)
+        reasons = rejection_reasons(conn, job_id)
         per_verifier = conn.execute(
             select(Verdict.verifier, func.count(), func.sum(case((Verdict.accepted, 1), else_=0)))
             .where(Verdict.job_id == job_id)
             .group_by(Verdict.verifier)
-        ).all()
-        reasons = conn.execute(
-            select(Verdict.reason, func.count())
-            .where(Verdict.job_id == job_id, Verdict.reason.is_not(None))
-            .group_by(Verdict.reason)
         ).all()
         failed = conn.execute(
             select(Task.prompt_id, Task.attempt, Task.last_error)
@@ -239,9 +251,9 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         finished_at=job.finished_at,
         spec=job.spec,
         tasks=tasks,
-        samples=_sample_counts(total, accepted),
+        samples=sample_counts(total, accepted),
         verifiers=stats,
-        rejection_reasons=dict(sorted(((r, int(n)) for r, n in reasons), key=lambda kv: -kv[1])),
+        rejection_reasons=reasons,
         tokens={"prompt": int(sums[2]), "completion": int(sums[3])},
         failed_tasks=[FailedTask(prompt_id=p, attempt=a, last_error=e) for p, a, e in failed],
         shards=int(shards),
@@ -281,7 +293,7 @@ def list_jobs(engine: Engine, limit: int = 100) -> list[JobSummary]:
             started_at=j.started_at,
             finished_at=j.finished_at,
             tasks=TaskCounts(total=sum(tasks[j.id].values()), **tasks[j.id]),
-            samples=_sample_counts(sums[j.id][0], sums[j.id][1]),
+            samples=sample_counts(sums[j.id][0], sums[j.id][1]),
             tokens={"prompt": sums[j.id][2], "completion": sums[j.id][3]},
         )
         for j in jobs

@@ -123,6 +123,7 @@ class Sample(Base):
     __table_args__ = (
         UniqueConstraint("task_id", "sample_index"),
         Index(None, "job_id", "accepted", "id"),
+        Index(None, "job_id", "id"),  # the samples list: a job's samples in id order
         Index(None, "shard_id"),
     )
 

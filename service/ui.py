@@ -120,7 +120,7 @@ def samples_page(
     engine = _engine(request)
     try:
         filters, query = _filters(request)
-        job = jobs.get_job(engine, job_id)
+        job = browse.job_header(engine, job_id)
         page = browse.list_samples(engine, job_id, filters, after=after, before=before, limit=PAGE_SIZE)
     except BadFilter as exc:
         return error_page(request, 400, str(exc))
@@ -140,7 +140,7 @@ def sample_page(request: Request, job_id: str, sample_id: int) -> HTMLResponse:
     engine = _engine(request)
     try:
         filters, query = _filters(request)
-        job = jobs.get_job(engine, job_id)
+        job = browse.job_header(engine, job_id)
         sample = browse.get_sample(engine, job_id, sample_id)
         older = browse.list_samples(engine, job_id, filters, before=sample_id, limit=1).items
         newer = browse.list_samples(engine, job_id, filters, after=sample_id, limit=1).items

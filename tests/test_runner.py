@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from verifiers.base import Candidate
-from verifiers.runner import VerifierRunner, VerifierSpec
+from verifiers.base import Candidate, Verdict
+from verifiers.runner import VerifierRunner, VerifierSpec, _named
 
 GOOD = Candidate(completion="<think>a</think> The word is tea.", think="a", answer="The word is tea.")
 BAD = Candidate(completion="no think", think=None, answer="no think")
@@ -73,3 +73,17 @@ def test_a_process_that_exits_is_an_error_and_the_pool_recovers() -> None:
         assert after.accepted
     finally:
         runner.close()
+
+
+@pytest.mark.parametrize(
+    ("reason", "stored"),
+    [
+        (None, None),
+        ("keyword:missing_word", "keyword:missing_word"),
+        ("kw:missing_word", "keyword:missing_word"),  # the plugin called itself otherwise
+        ("missing_word", "keyword:missing_word"),  # a bare code
+    ],
+)
+def test_a_reason_is_stored_under_the_name_the_job_used(reason: str | None, stored: str | None) -> None:
+    verdict = Verdict(accepted=reason is None, reason=reason, details={"x": 1})
+    assert _named("keyword", verdict) == Verdict(accepted=reason is None, reason=stored, details={"x": 1})

@@ -61,6 +61,18 @@ def _instance(name: str, options_json: str) -> Verifier:
     return cls(cls.Options.model_validate(json.loads(options_json)))
 
 
+def _named(name: str, verdict: Verdict) -> Verdict:
+    """A rejection's reason as ``<name>:<code>`` under the name the job used, whatever the plugin wrote.
+
+    Reasons are filtered by verifier (the samples pages look verdicts up by that prefix), so a plugin
+    that names itself otherwise, or gives a bare code, must not escape the filter.
+    """
+    if verdict.reason is None or verdict.reason.startswith(f"{name}:"):
+        return verdict
+    code = verdict.reason.partition(":")[2] or verdict.reason
+    return verdict.model_copy(update={"reason": f"{name}:{code}"})
+
+
 def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float) -> Verdict:
     timeout_s = spec_timeout(spec, default_timeout_s)
     try:
@@ -68,7 +80,7 @@ def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float)
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
-            return verifier.verify(candidate)
+            return _named(spec.name, verifier.verify(candidate))
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _OverranError:
