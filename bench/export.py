@@ -27,10 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import insert, update
 
-from service import jobs
+from bench.synthetic import finished_job
 from service.db import make_engine, upgrade_schema, writing
 from service.models import Shard, Task
-from service.schemas import JobIn, PromptsIn
 from service.shards import ROW_GROUP_ROWS, SCHEMA
 
 SHARD_ROWS = 5_000  # as the service writes them (TRACEMILL_SHARD_ROWS)
@@ -43,24 +42,9 @@ def build(root: Path, rows: int) -> str:
     upgrade_schema(url)
     engine = make_engine(url)
     prompts = rows // PER_PROMPT
-    job_id = jobs.create_job(
-        engine,
-        JobIn.model_validate(
-            {
-                "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "teacher"},
-                "n": PER_PROMPT,
-                "start": False,
-            }
-        ),
-    ).id
-    for start in range(0, prompts, PAGE):
-        page = [
-            {"id": f"p{i}", "prompt": f"Problem {i}: compute {i} * 7 + 3 and explain."}
-            for i in range(start, min(prompts, start + PAGE))
-        ]
-        jobs.add_prompts(engine, job_id, PromptsIn.model_validate({"prompts": page}).prompts)
+    job_id = finished_job(engine, prompts, PER_PROMPT)
     with writing(engine) as conn:
-        conn.execute(update(Task).values(status="done", n_samples=PER_PROMPT, n_accepted=PER_PROMPT))
+        conn.execute(update(Task).values(n_accepted=PER_PROMPT))
     now = datetime.datetime(2026, 1, 1)
     think = "Let me work through this carefully. " * 20
     for start in range(0, rows, SHARD_ROWS):

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, func, or_, select
 
 from service.db import reading
 from service.errors import SampleNotFound
-from service.jobs import job_row, rejection_reasons, sample_counts, task_sums
+from service.jobs import job_row, sample_counts, task_sums
 from service.models import Sample, Task, Verdict
 from service.prompts import conversation
 from service.samples import SampleQuery, verdicts_by_sample, with_prompt
@@ -30,15 +30,33 @@ class JobHeader:
     status: str
     spec: dict[str, Any]
     samples: SampleCounts
-    rejection_reasons: dict[str, int]
+    reasons: list[str]
 
 
 def job_header(engine: Engine, job_id: str) -> JobHeader:
     with reading(engine) as conn:
         job = job_row(conn, job_id)
         total, accepted, _, _ = task_sums(conn, job_id)
-        reasons = rejection_reasons(conn, job_id)
+        reasons = distinct_reasons(conn, job_id)
     return JobHeader(job.id, job.name, job.status, job.spec, sample_counts(total, accepted), reasons)
+
+
+def distinct_reasons(conn: Connection, job_id: str) -> list[str]:
+    """The job's rejection reasons, in order: one index probe per reason (a loose index scan).
+
+    Counting them means reading every verdict of the job (80 ms at 200,000 samples on PostgreSQL);
+    the filter menu needs only their names.
+    """
+    reasons: list[str] = []
+    while (
+        reason := conn.execute(
+            select(func.min(Verdict.reason)).where(
+                Verdict.job_id == job_id, Verdict.reason > (reasons[-1] if reasons else "")
+            )
+        ).scalar()
+    ) is not None:
+        reasons.append(reason)
+    return reasons
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,9 @@ def test_pass_rates_and_throughput_add_up(engine: Engine) -> None:
     chart = insights.throughput(engine, job_id)
     assert sum(b.samples for b in chart.buckets) == PROMPTS * N
     assert sum(b.tokens for b in chart.buckets) == PROMPTS * N * 7
+
+
+def test_the_reason_menu_lists_every_reason_once(engine: Engine) -> None:
+    job_id = _job(engine)
+    assert browse.job_header(engine, job_id).reasons == ["length:truncated", "math:wrong_answer"]
+    assert browse.job_header(engine, _job(engine)).samples.total == PROMPTS * N
