@@ -72,6 +72,10 @@ def run_demo(
         print(f"job {created['id']}: {created['num_tasks']} prompts x {n} samples")
         job = follow(client, created["id"])
         print(summary(job, client.shards(created["id"])))
+        print(
+            "  browse the samples: .venv/bin/tracemill serve, then open "
+            f"http://{settings.host}:{settings.port}/ui/jobs/{created['id']}"
+        )
         client.close()
         return 0 if job["samples"]["total"] else 1
     finally:

@@ -28,7 +28,7 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 KATEX = STATIC / "node_modules" / "katex" / "dist"
 PAGE_SIZE = 50
-FINAL = ("done", "cancelled", "failed")
+FINAL = ("done", "cancelled")  # a job in these states no longer changes by itself
 
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/ui", include_in_schema=False)
