@@ -23,7 +23,7 @@ from typing import Any
 # Run as a script, this folder comes first on sys.path, and this very file would shadow the package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from service.standin import compose, solve
+from service.standin_text import compose, solve
 from tests.cases.math_cases import CASES
 from verifiers.base import Candidate, Verdict
 from verifiers.format import FormatOptions, FormatVerifier

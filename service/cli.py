@@ -310,7 +310,10 @@ def cmd_standin(args: argparse.Namespace, _settings: Settings) -> int:
         correct_share=args.correct_share,
         ttft_s=args.ttft,
         token_delay_s=args.token_delay,
-        max_concurrency=args.max_concurrency,
+        max_num_seqs=args.max_num_seqs,
+        batch_slowdown=args.batch_slowdown,
+        length_median=args.length_median,
+        length_sigma=args.length_sigma,
         error_429_rate=args.error_429_rate,
         error_503_rate=args.error_503_rate,
         hang_rate=args.hang_rate,
@@ -445,9 +448,21 @@ def build_parser() -> argparse.ArgumentParser:
     standin.add_argument("--correct-share", type=float, default=defaults.correct_share)
     standin.add_argument("--ttft", type=float, default=defaults.ttft_s, help="seconds to first token")
     standin.add_argument(
-        "--token-delay", type=float, default=defaults.token_delay_s, help="seconds per token"
+        "--token-delay", type=float, default=defaults.token_delay_s, help="seconds per engine step, alone"
     )
-    standin.add_argument("--max-concurrency", type=int, default=defaults.max_concurrency)
+    standin.add_argument(
+        "--max-num-seqs", type=int, default=defaults.max_num_seqs, help="sequences the engine runs at once"
+    )
+    standin.add_argument(
+        "--batch-slowdown",
+        type=float,
+        default=defaults.batch_slowdown,
+        help="a full batch's step is (1 + this) times a lone sequence's",
+    )
+    standin.add_argument(
+        "--length-median", type=int, default=0, help="pad completions to log-normal lengths (tokens)"
+    )
+    standin.add_argument("--length-sigma", type=float, default=defaults.length_sigma)
     standin.add_argument("--error-429-rate", type=float, default=0.0)
     standin.add_argument("--error-503-rate", type=float, default=0.0)
     standin.add_argument("--hang-rate", type=float, default=0.0)

@@ -241,6 +241,15 @@ def _move(conn: Connection, task: ClaimedTask, owner: str, **values: Any) -> Non
         raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A task whose samples are ready to commit."""
+
+    task: ClaimedTask
+    samples: Sequence[NewSample]
+    prompt_tokens: int
+
+
 def finish(
     engine: Engine, task: ClaimedTask, owner: str, samples: Sequence[NewSample], prompt_tokens: int
 ) -> None:
@@ -249,39 +258,61 @@ def finish(
     Raises:
         LeaseLost: the lease is no longer ours; nothing was written.
     """
+    (lost,) = finish_many(engine, owner, [Finished(task, samples, prompt_tokens)])
+    if lost is not None:
+        raise lost
+
+
+def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[LeaseLost | None]:
+    """Commit several tasks' samples and mark them done, in one transaction (one commit, one fsync).
+
+    Each task is fenced on its own: one whose lease was lost writes nothing and gets its
+    ``LeaseLost`` back in its place in the list; the others commit.
+    """
     now = utcnow()
+    outcomes: list[LeaseLost | None] = []
+    sample_rows: list[dict[str, Any]] = []
+    verdicts: list[tuple[str, Sequence[NewVerdict]]] = []  # per sample row, in the same order
     with writing(engine) as conn:
-        _move(
-            conn,
-            task,
-            owner,
-            status="done",
-            finished_at=now,
-            last_error=None,
-            n_samples=len(samples),
-            n_accepted=sum(s.accepted for s in samples),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=sum(s.completion_tokens for s in samples),
-        )
-        if not samples:
-            return
-        sample_rows = [
-            {
-                "task_id": task.id,
-                "job_id": task.job_id,
-                "sample_index": s.sample_index,
-                "attempt": task.attempt,
-                "completion": s.completion,
-                "think": s.think,
-                "answer": s.answer,
-                "finish_reason": s.finish_reason,
-                "completion_tokens": s.completion_tokens,
-                "accepted": s.accepted,
-                "reason": s.reason,
-                "created_at": now,
-            }
-            for s in samples
-        ]
+        for item in batch:
+            task, samples = item.task, item.samples
+            try:
+                _move(
+                    conn,
+                    task,
+                    owner,
+                    status="done",
+                    finished_at=now,
+                    last_error=None,
+                    n_samples=len(samples),
+                    n_accepted=sum(s.accepted for s in samples),
+                    prompt_tokens=item.prompt_tokens,
+                    completion_tokens=sum(s.completion_tokens for s in samples),
+                )
+            except LeaseLost as lost:
+                outcomes.append(lost)
+                continue
+            outcomes.append(None)
+            for s in samples:
+                sample_rows.append(
+                    {
+                        "task_id": task.id,
+                        "job_id": task.job_id,
+                        "sample_index": s.sample_index,
+                        "attempt": task.attempt,
+                        "completion": s.completion,
+                        "think": s.think,
+                        "answer": s.answer,
+                        "finish_reason": s.finish_reason,
+                        "completion_tokens": s.completion_tokens,
+                        "accepted": s.accepted,
+                        "reason": s.reason,
+                        "created_at": now,
+                    }
+                )
+                verdicts.append((task.job_id, s.verdicts))
+        if not sample_rows:
+            return outcomes
         ids = (
             conn.execute(insert(Sample).returning(Sample.id, sort_by_parameter_order=True), sample_rows)
             .scalars()
@@ -290,17 +321,18 @@ def finish(
         verdict_rows = [
             {
                 "sample_id": sample_id,
-                "job_id": task.job_id,
+                "job_id": job_id,
                 "verifier": v.verifier,
                 "accepted": v.accepted,
                 "reason": v.reason,
                 "details": v.details,
             }
-            for sample_id, s in zip(ids, samples, strict=True)
-            for v in s.verdicts
+            for sample_id, (job_id, sample_verdicts) in zip(ids, verdicts, strict=True)
+            for v in sample_verdicts
         ]
         if verdict_rows:
             conn.execute(insert(Verdict), verdict_rows)
+    return outcomes
 
 
 def retry(

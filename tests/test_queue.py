@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from service import jobs, queue
 from service.db import utcnow, writing
 from service.errors import JobStateConflict, LeaseLost
-from service.models import Sample, Task
+from service.models import Sample, Task, Verdict
 from service.queue import NewSample, NewVerdict
 from service.schemas import JobIn
 
@@ -86,6 +86,33 @@ def test_the_database_refuses_a_doubled_sample_key(engine: Engine) -> None:
                 created_at=utcnow(),
             )
         )
+
+
+def test_a_batch_commits_each_task_whose_lease_holds(engine: Engine) -> None:
+    _job(engine, prompts=3)
+    first, lost, third = queue.claim(engine, "w1", 3, LEASE, max_attempts=3)
+    _expire(engine, lost.id)
+    [taken] = queue.claim(engine, "w2", 1, LEASE, max_attempts=3)
+    assert taken.id == lost.id
+    outcomes = queue.finish_many(
+        engine,
+        "w1",
+        [queue.Finished(t, [_sample(0), _sample(1, accepted=False)], 5) for t in (first, lost, third)],
+    )
+    assert [type(o) for o in outcomes] == [type(None), LeaseLost, type(None)]
+    with engine.connect() as conn:
+        query = select(Sample.task_id, Sample.sample_index, Sample.reason).order_by(Sample.id)
+        rows = conn.execute(query).all()
+        assert [tuple(r) for r in rows] == [
+            (first.id, 0, None),
+            (first.id, 1, "format:missing_think"),
+            (third.id, 0, None),
+            (third.id, 1, "format:missing_think"),
+        ]
+        statuses = dict(conn.execute(select(Task.id, Task.status)).all())
+        assert statuses == {first.id: "done", lost.id: "running", third.id: "done"}
+        verdicts = conn.execute(select(func.count()).select_from(Verdict)).scalar_one()
+        assert verdicts == 4
 
 
 def test_a_taken_over_lease_is_fenced(engine: Engine) -> None:

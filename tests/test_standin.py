@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from service.procs import stop
-from service.standin import DEFAULT_MODEL, compose, count_tokens, solve
+from service.standin import DEFAULT_MODEL
+from service.standin_text import compose, count_tokens, solve
 from tests.conftest import start_standin
 from verifiers.base import Candidate
 from verifiers.format import FormatOptions, FormatVerifier

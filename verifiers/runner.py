@@ -110,7 +110,7 @@ class VerifierRunner:
     """Owns the process pool; ``verify`` is safe to await from many tasks at once."""
 
     def __init__(self, processes: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self.processes = processes or os.cpu_count() or 1
+        self.processes = processes or len(os.sched_getaffinity(0)) or 1  # the cores this process may use
         self.timeout_s = timeout_s
         self._pool = self._new_pool()
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (

@@ -1,14 +1,22 @@
-"""The worker loop: claim batches, keep up to ``max_in_flight`` tasks running, stop cleanly."""
+"""The worker loop: keep ``max_in_flight`` teacher requests out at all times, stop cleanly.
+
+Tasks are claimed ahead (``prefetch`` beyond the requests out), so that when a reply comes the next
+request goes at once, without a round trip to the database; replies are verified and committed while
+the next requests are out.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import json
 import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -23,12 +31,12 @@ from service.models import Job
 from service.queue import ClaimedTask
 from verifiers.runner import VerifierRunner
 from workers.lease import heartbeat
-from workers.process import JobPlan, TaskProcessor
+from workers.process import JobPlan, PhaseTimes, TaskProcessor
 from workers.teacher import TeacherClient
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL_S = 0.5
+IDLE_POLL_S = 0.2
 PAUSED_PROBE_S = 10.0
 SHUTDOWN_GRACE_S = 30.0
 
@@ -56,6 +64,7 @@ class Worker:
     lease_seconds: float
     max_attempts: int
     max_in_flight: int
+    prefetch: int | None = None  # tasks claimed beyond the requests out; default a quarter of them
     owner: str = field(default_factory=new_owner)
     exit_when_idle: bool = False
     paused_probe_s: float = PAUSED_PROBE_S
@@ -64,6 +73,8 @@ class Worker:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: dict[int, asyncio.Task[str]] = field(default_factory=dict)
     _plans: dict[str, JobPlan] = field(default_factory=dict)
+    _times: PhaseTimes = field(default_factory=PhaseTimes)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a reply came or a task ended
 
     def stop(self) -> None:
         self._stopping.set()
@@ -82,6 +93,7 @@ class Worker:
 
     def _settle(self, task_id: int, task: asyncio.Task[str]) -> None:
         self._tasks.pop(task_id, None)
+        self._wake.set()  # a task fewer: there may be room to claim
         if task.cancelled():
             return
         exc = task.exception()
@@ -101,23 +113,46 @@ class Worker:
             else:
                 self.stats.retried += 1
 
-    async def _claim(self) -> list[ClaimedTask]:
-        free = self.max_in_flight - len(self._tasks)
+    def _room(self, processor: TaskProcessor) -> int:
+        """How many tasks to claim now: up to the requests plus the prefetch, with a cap on the tasks
+        held in all (replies still being verified or committed count), so a slow verifier pushes back.
+
+        Claims wait until half the prefetch is gone, so that replies coming one by one do not each
+        cost a claim transaction.
+        """
+        prefetch = self.max_in_flight // 4 + 1 if self.prefetch is None else self.prefetch
+        ahead = self.max_in_flight + prefetch - len(processor.awaiting_reply)
+        room = min(ahead, 2 * self.max_in_flight + prefetch - len(self._tasks))
+        return room if room >= max(1, prefetch // 2) or not processor.awaiting_reply else 0
+
+    async def _claim(self, count: int) -> list[ClaimedTask]:
+        started = time.perf_counter()
         try:
             return await asyncio.to_thread(
-                queue.claim, self.engine, self.owner, free, self.lease_seconds, self.max_attempts
+                queue.claim, self.engine, self.owner, count, self.lease_seconds, self.max_attempts
             )
         except OperationalError as exc:
             log.warning("claim failed, retrying: %s", exc)
             return []
+        finally:
+            self._times.claim_s += time.perf_counter() - started
+            self._times.claims += 1
 
     async def run(self) -> WorkerStats:
         """Work until stopped (or, with ``exit_when_idle``, until the queue is empty)."""
         log.info("worker %s started (max_in_flight=%d)", self.owner, self.max_in_flight)
         connector = aiohttp.TCPConnector(limit=self.max_in_flight * 2)
         async with aiohttp.ClientSession(connector=connector) as session:
+            teacher = TeacherClient(session)
             processor = TaskProcessor(
-                self.engine, self.owner, TeacherClient(session), self.runner, self.max_attempts
+                self.engine,
+                self.owner,
+                teacher,
+                self.runner,
+                self.max_attempts,
+                max_in_flight=self.max_in_flight,
+                times=self._times,
+                replied=self._wake,
             )
             beat = asyncio.create_task(
                 heartbeat(self.engine, self.owner, self.lease_seconds, lambda: set(self._tasks), self._cancel)
@@ -129,24 +164,31 @@ class Worker:
                 beat.cancel()
                 probe.cancel()
                 await self._shut_down()
+                await processor.committer.close()
         log.info("worker %s stopped: %s", self.owner, self.stats)
+        log.info("worker profile %s", json.dumps(dataclasses.asdict(self._times)))
         return self.stats
 
     async def _serve(self, processor: TaskProcessor) -> None:
         stop = asyncio.create_task(self._stopping.wait())
         try:
             while not self._stopping.is_set():
-                claimed = await self._claim() if len(self._tasks) < self.max_in_flight else []
+                self._wake.clear()  # before counting, so a reply from here on wakes the wait below
+                room = self._room(processor)
+                claimed = await self._claim(room) if room > 0 else []
                 for task in claimed:
                     running = asyncio.create_task(processor.run(task, self._plan(task.job_id)))
                     running.add_done_callback(functools.partial(self._settle, task.id))
                     self._tasks[task.id] = running
                 if not claimed and not self._tasks and self.exit_when_idle:
                     return
-                if claimed and len(self._tasks) < self.max_in_flight:
+                if claimed and len(claimed) == room and self._room(processor) > 0:
                     continue
-                waiting = {*self._tasks.values(), stop}
-                await asyncio.wait(waiting, timeout=IDLE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+                # Woken by a reply or a finished task (both set ``_wake``), a stop, or the poll interval:
+                # never by waiting on every task, which costs a callback per task per wake-up.
+                woken = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({stop, woken}, timeout=IDLE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
         finally:
             stop.cancel()
 

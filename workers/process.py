@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,6 +18,7 @@ from service.queue import ClaimedTask, NewSample, NewVerdict
 from service.settings import read_environment_variable
 from verifiers.base import Candidate
 from verifiers.runner import VerifierRunner, VerifierSpec
+from workers.commit import Committer
 from workers.reasoning import split_completion
 from workers.teacher import ChatResult, TeacherClient, TeacherEndpoint, backoff_delay
 
@@ -104,17 +106,55 @@ def to_samples(
 
 
 @dataclass
+class PhaseTimes:
+    """Where a worker's tasks spent their time (summed over tasks, so phases overlap in wall time)."""
+
+    claim_s: float = 0.0
+    claims: int = 0
+    queued_s: float = 0.0  # claimed, waiting for a request slot
+    request_s: float = 0.0
+    requests: int = 0
+    verify_s: float = 0.0
+    write_s: float = 0.0
+    samples: int = 0
+
+
+@dataclass
 class TaskProcessor:
-    """Runs tasks for one worker; every database write is fenced by the task's lease."""
+    """Runs tasks for one worker; every database write is fenced by the task's lease.
+
+    A task holds one of ``max_in_flight`` request slots only while its teacher request is out, so
+    verifying and committing a reply never keeps the teacher from getting the next request.
+    """
 
     engine: Engine
     owner: str
     teacher: TeacherClient
     runner: VerifierRunner
     max_attempts: int
+    max_in_flight: int
+    times: PhaseTimes = field(default_factory=PhaseTimes)
+    awaiting_reply: set[int] = field(default_factory=set)  # claimed tasks whose request is not answered
+    replied: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._request_slots = asyncio.Semaphore(self.max_in_flight)
+        self.committer = Committer(self.engine, self.owner)
 
     async def run(self, task: ClaimedTask, plan: JobPlan) -> str:
         """Process one task to an end state; returns what happened (for logs and counters)."""
+        self.awaiting_reply.add(task.id)
+        try:
+            return await self._run(task, plan)
+        finally:
+            self._replied(task.id)
+
+    def _replied(self, task_id: int) -> None:
+        if task_id in self.awaiting_reply:
+            self.awaiting_reply.discard(task_id)
+            self.replied.set()
+
+    async def _run(self, task: ClaimedTask, plan: JobPlan) -> str:
         if plan.missing_key_env:
             error = (
                 f"environment variable {plan.missing_key_env} (teacher.api_key_env) is not set on the worker"
@@ -125,7 +165,16 @@ class TaskProcessor:
             sampling["seed"] = task_seed(sampling["seed"], task.prompt_id)
         try:
             messages = plan.conversation(task)
-            result = await self.teacher.chat(plan.endpoint, messages, sampling, plan.n)
+            claimed = time.perf_counter()
+            async with self._request_slots:
+                sent = time.perf_counter()
+                try:
+                    result = await self.teacher.chat(plan.endpoint, messages, sampling, plan.n)
+                finally:
+                    self._replied(task.id)
+                    self.times.queued_s += sent - claimed
+                    self.times.request_s += time.perf_counter() - sent
+                    self.times.requests += 1
         except TeacherUnavailable as exc:
             # The teacher is down, not this prompt: hold the job rather than spend the prompt's attempts.
             reason = f"teacher unreachable: {exc.message}"
@@ -136,7 +185,9 @@ class TaskProcessor:
             await asyncio.to_thread(queue.fail, self.engine, task, self.owner, exc.message)
             return "failed"
         samples, candidates = to_samples(task, messages, result)
+        started = time.perf_counter()
         verdicts = await self.runner.verify(plan.verifiers, candidates)
+        self.times.verify_s += time.perf_counter() - started
         committed = [
             NewSample(
                 s.sample_index,
@@ -149,7 +200,10 @@ class TaskProcessor:
             )
             for s, named in zip(samples, verdicts, strict=True)
         ]
-        await asyncio.to_thread(queue.finish, self.engine, task, self.owner, committed, result.prompt_tokens)
+        started = time.perf_counter()
+        await self.committer.commit(task, committed, result.prompt_tokens)
+        self.times.write_s += time.perf_counter() - started
+        self.times.samples += len(committed)
         return "done"
 
     async def _retry(self, task: ClaimedTask, error: str) -> str:

@@ -57,8 +57,8 @@ def finished(stack: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def slow_teacher(stack: Stack) -> Iterator[str]:
-    """A teacher slow enough (2 requests at a time, 0.5 s each) for a job to be watched while it runs."""
-    url, process = start_standin(stack.data_dir, "--ttft", "0.5", "--max-concurrency", "2")
+    """A teacher slow enough (2 sequences at a time, 0.5 s each) for a job to be watched while it runs."""
+    url, process = start_standin(stack.data_dir, "--ttft", "0.5", "--max-num-seqs", "2")
     yield url
     stop([process])
 

@@ -1,0 +1,347 @@
+"""Throughput: the whole pipeline against the best a bare client gets from the same teacher, side by side.
+
+    python bench/throughput.py [--scale 1.0] [--regimes realistic,stress] [--databases sqlite,postgresql]
+
+One stand-in teacher per regime, modelling a continuous-batching engine (``service/batching.py``):
+- realistic: 256 sequences at once, log-normal completions of median 1,500 tokens (about 2,000 on
+  average, up to the 4,096-token budget), per-token time compressed;
+- stress: 1,024 sequences, ~100-token completions, so that orchestration overhead shows.
+
+For each regime and database, with the same prompts, seeds, ``n`` and requests in flight:
+(a) the ceiling: a bare asyncio client (aiohttp, the fastest Python client measured here; httpx's
+    ceiling is lower) that keeps the requests out and discards the replies;
+(b) the pipeline: a job over HTTP to ``tracemill serve``, claimed by workers (one on SQLite, four on
+    PostgreSQL), verified (format, math, langmix), committed, written to shards; timed until the
+    job is done, its last shard included.
+The teacher runs pinned to core 0 and everything else (this script, the client, the API, workers,
+verifiers, PostgreSQL) to the other cores, the same way for (a) and (b). Printed: samples/s, output
+tokens/s, the ratio (b)/(a), the teacher's time-averaged requests in flight over the run (until the
+last request was sent) against the configured level, where the pipeline's time and CPU went, and the
+teacher tokens per accepted sample with and without early stop. The last line is ``throughput:
+realistic_sqlite=R1 realistic_postgres=R2 stress_sqlite=R3 stress_postgres=R4 inflight_share=Z``, Z
+the lowest in-flight share of the pipeline runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import aiohttp
+import httpx
+
+from service.procs import free_port, spawn, stop, wait_http
+from service.standin import DEFAULT_MODEL
+from tests.pg import create_database, postgres_server
+from workers.process import task_seed
+
+TEACHER_CORE = 0
+SEED = 1234
+VERIFIERS = [{"name": "format"}, {"name": "math"}, {"name": "langmix"}]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Regime:
+    name: str
+    slots: int
+    n: int
+    prompts: int
+    median: int
+    sigma: float
+    max_tokens: int
+    token_s: float
+    slowdown: float
+    ttft_s: float
+
+    @property
+    def in_flight(self) -> int:
+        """Requests kept out: enough sequences to fill the engine's slots."""
+        return self.slots // self.n
+
+    def teacher_args(self) -> list[str]:
+        return [
+            "--max-num-seqs", str(self.slots), "--token-delay", str(self.token_s),
+            "--batch-slowdown", str(self.slowdown), "--ttft", str(self.ttft_s),
+            "--length-median", str(self.median), "--length-sigma", str(self.sigma),
+        ]  # fmt: skip
+
+
+REGIMES = {
+    "realistic": Regime("realistic", 256, 4, 1000, 1500, 0.6, 4096, 0.0002, 0.5, 0.05),
+    "stress": Regime("stress", 1024, 4, 2400, 100, 0.3, 512, 0.004, 0.5, 0.05),
+}
+
+
+@dataclass
+class Run:
+    samples: int
+    tokens: int
+    seconds: float
+    in_flight_share: float = 0.0
+    teacher_span_s: float = 0.0
+    accepted: int = 0
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds
+
+
+def prompts(count: int) -> list[dict[str, str]]:
+    return [
+        {
+            "id": f"q{i}",
+            "prompt": f"Compute ({i} + 7) * {i % 13 + 2} - {i % 5}.",
+            "reference": str((i + 7) * (i % 13 + 2) - i % 5),
+        }
+        for i in range(count)
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def session_cpu(session_ids: set[int]) -> float:
+    """CPU of every live process in these sessions (a spawned command and everything it started)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                if int(fields[3]) in session_ids:
+                    total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def database_cpu() -> float:
+    """CPU of the PostgreSQL server processes (this bench's throwaway server; 0 on SQLite)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+    return total
+
+
+@contextlib.contextmanager
+def teacher(regime: Regime, root: Path) -> Iterator[str]:
+    port = free_port()
+    log = root / f"teacher-{regime.name}.log"
+    process = spawn(["teacher-standin", "--port", str(port), *regime.teacher_args()], log)
+    os.sched_setaffinity(process.pid, {TEACHER_CORE})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop([process])
+
+
+def in_flight_share(teacher_url: str, level: int) -> tuple[float, float]:
+    """Time-averaged requests at the teacher from the first arrival to the last, over ``level``; and
+    the teacher's busy span, first arrival to last reply."""
+    intervals = httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1}).json()["intervals"]
+    start, end = min(a for a, _ in intervals), max(a for a, _ in intervals)
+    busy = sum(max(0.0, min(b, end) - a) for a, b in intervals)
+    span = max(b for _, b in intervals) - start
+    return (busy / (end - start) / level if end > start else 1.0), span
+
+
+async def _bare(teacher_url: str, regime: Regime, items: list[dict[str, str]]) -> tuple[int, int]:
+    slots = asyncio.Semaphore(regime.in_flight)
+    tokens = samples = 0
+    connector = aiohttp.TCPConnector(limit=regime.in_flight * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(item: dict[str, str]) -> None:
+            nonlocal tokens, samples
+            body = {
+                "model": DEFAULT_MODEL,
+                "messages": [{"role": "user", "content": item["prompt"]}],
+                "n": regime.n,
+                "temperature": 0.6,
+                "top_p": 0.95,
+                "max_tokens": regime.max_tokens,
+                "seed": task_seed(SEED, item["id"]),
+            }
+            async with slots, session.post(f"{teacher_url}/v1/chat/completions", json=body) as response:
+                reply = await response.json()
+            tokens += reply["usage"]["completion_tokens"]
+            samples += len(reply["choices"])
+
+        await asyncio.gather(*(one(item) for item in items))
+    return samples, tokens
+
+
+def bare_client(teacher_url: str, regime: Regime) -> Run:
+    httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1})
+    started = time.perf_counter()
+    samples, tokens = asyncio.run(_bare(teacher_url, regime, prompts(regime.prompts)))
+    seconds = time.perf_counter() - started
+    return Run(samples, tokens, seconds, *in_flight_share(teacher_url, regime.in_flight))
+
+
+@dataclass
+class Pipeline:
+    run: Run
+    profile: dict[str, float]
+    cpu: dict[str, float]
+
+
+def pipeline(
+    teacher_url: str, regime: Regime, database_url: str, workers: int, root: Path, *, early_stop: int = 0
+) -> Pipeline:
+    env = {
+        "TRACEMILL_DATA_DIR": str(root),
+        "TRACEMILL_DATABASE_URL": database_url,
+        "TRACEMILL_FLUSH_INTERVAL": "0.2",
+    }
+    port = free_port()
+    api = spawn(["serve", "--port", str(port)], root / "api.log", env)
+    processes = [api]
+    per_worker = max(1, regime.in_flight // workers)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/health", api, root / "api.log")
+        for w in range(workers):
+            command = ["worker", "--max-in-flight", str(per_worker)]
+            processes.append(spawn(command, root / f"worker-{w}.log", env))
+        time.sleep(3)  # workers up and polling, their verifier pools started
+        before = {p.pid: (session_cpu({p.pid}), cpu_seconds(p.pid)) for p in processes}
+        database_before = database_cpu()
+        httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1})
+        body: dict[str, Any] = {
+            "teacher": {"base_url": f"{teacher_url}/v1", "model": DEFAULT_MODEL},
+            "n": regime.n,
+            "sampling": {"max_tokens": regime.max_tokens, "seed": SEED},
+            "verifiers": VERIFIERS,
+            "prompts": prompts(regime.prompts),
+        }
+        if early_stop:
+            body["stop_after_accepted"] = early_stop
+        # Timed from just before the POST to the moment the server marked the job done (its last shard
+        # written), so that this script's slow polling neither loads the server nor adds to the time.
+        started = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            job_id = client.post("/v1/jobs", json=body).raise_for_status().json()["id"]
+            while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] != "done":
+                time.sleep(1.0)
+        seconds = (datetime.datetime.fromisoformat(job["finished_at"]) - started).total_seconds()
+        own = {p.pid: cpu_seconds(p.pid) - before[p.pid][1] for p in processes}
+        cpu = {
+            "api": session_cpu({api.pid}) - before[api.pid][0],
+            "workers": sum(own[p.pid] for p in processes[1:]),
+            "database": database_cpu() - database_before,
+            "verifiers": sum(session_cpu({p.pid}) - before[p.pid][0] - own[p.pid] for p in processes[1:]),
+        }
+        share, span = in_flight_share(teacher_url, regime.in_flight)
+    finally:
+        stop(list(reversed(processes)))
+    profile: dict[str, float] = {}
+    for w in range(workers):
+        line = next(
+            line for line in (root / f"worker-{w}.log").read_text().splitlines() if "worker profile" in line
+        )
+        for key, value in json.loads(line.partition("worker profile ")[2]).items():
+            profile[key] = profile.get(key, 0.0) + value
+    run = Run(
+        job["samples"]["total"], job["tokens"]["completion"], seconds, share, span, job["samples"]["accepted"]
+    )
+    return Pipeline(run, profile, cpu)
+
+
+def report(label: str, result: Pipeline, ceiling: Run, level: int) -> float:
+    run, times, cpu = result.run, result.profile, result.cpu
+    ratio = run.samples_per_s / ceiling.samples_per_s
+    print(
+        f"{label:<22} (b) {run.samples_per_s:8.1f} samples/s {run.tokens_per_s:11,.0f} tokens/s  "
+        f"ratio {ratio:.3f}  in flight {run.in_flight_share:.3f} of {level}; teacher busy "
+        f"{run.teacher_span_s:.2f} s of {run.seconds:.2f} s (ceiling: {ceiling.teacher_span_s:.2f} of "
+        f"{ceiling.seconds:.2f})"
+    )
+    tasks, samples = max(1.0, times["requests"]), max(1.0, times["samples"])
+    print(
+        f"    time: claim {1000 * times['claim_s'] / max(1.0, times['claims']):.1f} ms/claim "
+        f"({times['claims']:.0f} claims), queued for a request slot {times['queued_s'] / tasks:.2f} s/task, "
+        f"request {times['request_s'] / tasks:.2f} s/task, verify {1000 * times['verify_s'] / tasks:.1f} "
+        f"ms/task, write {1000 * times['write_s'] / tasks:.1f} ms/task"
+    )
+    orchestration = cpu["api"] + cpu["workers"] + cpu["database"]
+    print(
+        f"    cpu: orchestration {1000 * orchestration / samples:.2f} ms/sample (api "
+        f"{1000 * cpu['api'] / samples:.2f}, workers {1000 * cpu['workers'] / samples:.2f}, database "
+        f"{1000 * cpu['database'] / samples:.2f}); verifiers "
+        f"{1000 * cpu['verifiers'] / samples:.2f} ms/sample",
+        flush=True,
+    )
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the number of prompts")
+    parser.add_argument("--regimes", default="realistic,stress")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args()
+    cores = os.sched_getaffinity(0)
+    if len(cores) < 2:
+        raise SystemExit("needs two cores: one for the teacher, the rest for the client side")
+    os.sched_setaffinity(0, cores - {TEACHER_CORE})  # inherited by everything started from here
+    databases = args.databases.split(",")
+    ratios: dict[str, float] = {}
+    shares: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="tracemill-throughput-") as tmp, contextlib.ExitStack() as stack:
+        root = Path(tmp)
+        pg = stack.enter_context(postgres_server()) if "postgresql" in databases else None
+        for name in args.regimes.split(","):
+            regime = REGIMES[name]
+            regime = Regime(**{**regime.__dict__, "prompts": max(8, int(regime.prompts * args.scale))})
+            with teacher(regime, root) as url:
+                ceiling = bare_client(url, regime)
+                print(
+                    f"{name:<22} (a) {ceiling.samples_per_s:8.1f} samples/s {ceiling.tokens_per_s:11,.0f} "
+                    f"tokens/s  in flight {ceiling.in_flight_share:.3f} of {regime.in_flight}",
+                    flush=True,
+                )
+                for database in databases:
+                    folder = root / f"{name}-{database}"
+                    if database == "sqlite":
+                        url_db, workers = f"sqlite:///{folder / 'tracemill.db'}", 1
+                    else:
+                        assert pg is not None
+                        url_db, workers = create_database(pg, f"{name}_{database}"), 4
+                    result = pipeline(url, regime, url_db, workers, folder)
+                    ratios[f"{name}_{database}"] = report(
+                        f"{name} {database} x{workers}", result, ceiling, regime.in_flight
+                    )
+                    shares.append(result.run.in_flight_share)
+    summary = " ".join(f"{key}={value:.3f}" for key, value in ratios.items())
+    print(f"throughput: {summary} inflight_share={min(shares):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""What the stand-in teacher writes: R1-style completions for arithmetic prompts, and their token counts.
+
+Each sample is a function of (prompt, seed, index): correct in ``correct_share`` of the samples, else
+wrong, malformed, over-long or language-mixed, so that every verifier meets real cases. With a target
+length, the reasoning is padded with filler to it, for long-tailed lengths like real traces.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import itertools
+import math
+import operator
+import random
+import re
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+KINDS = ("correct", "wrong", "malformed", "overlong", "langmix")
+_EXPRESSION = re.compile(r"[\d(][\d\s+\-*/^().]*[\d)]")
+_TOKEN = re.compile(r"[\u3400-\u9fff]|[^\W\u3400-\u9fff]+|[^\w\s]")
+_OPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "^"}
+_CHINESE = "我们先把这个表达式拆开来计算，然后再检查每一步的结果是否正确。"
+MAX_EXPONENT = 64
+
+
+def count_tokens(text: str) -> int:
+    """The stand-in's tokenizer: words, CJK characters and punctuation marks each count one."""
+    return sum(1 for _ in _TOKEN.finditer(text))
+
+
+def truncate(text: str, max_tokens: int) -> tuple[str, int, bool]:
+    spans = [m.end() for m in itertools.islice(_TOKEN.finditer(text), max_tokens + 1)]
+    if len(spans) <= max_tokens:
+        return text, len(spans), False
+    return text[: spans[max_tokens - 1]], max_tokens, True
+
+
+def _evaluate(node: ast.AST, steps: list[str]) -> Fraction:
+    """Exact rational evaluation that records each binary step, as a person would write it."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand, steps)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, right = _evaluate(node.left, steps), _evaluate(node.right, steps)
+        if isinstance(node.op, ast.Pow) and (right.denominator != 1 or abs(right) > MAX_EXPONENT):
+            raise ValueError("exponent out of range")
+        value = Fraction(_OPS[type(node.op)](left, right))
+        steps.append(f"{_show(left)} {_SYMBOL[type(node.op)]} {_show(right)} = {_show(value)}")
+        return value
+    raise ValueError("not arithmetic")
+
+
+def _show(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def _latex(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    sign = "-" if value < 0 else ""
+    return f"{sign}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
+def solve(prompt: str) -> tuple[str, Fraction, list[str]] | None:
+    """The longest arithmetic expression in the prompt, its value and the steps; None if none."""
+    for candidate in sorted(_EXPRESSION.findall(prompt), key=len, reverse=True):
+        expression = candidate.strip()
+        if not any(op in expression for op in "+-*/^"):
+            continue
+        steps: list[str] = []
+        try:
+            tree = ast.parse(expression.replace("^", "**"), mode="eval")
+            return expression, _evaluate(tree.body, steps), steps
+        except (SyntaxError, ValueError, ZeroDivisionError, OverflowError):
+            continue
+    return None
+
+
+def seeded_rng(*parts: Any) -> random.Random:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _choose_kind(rng: random.Random, correct_share: float) -> str:
+    if rng.random() < correct_share:
+        return "correct"
+    return rng.choice(KINDS[1:])
+
+
+def compose(prompt: str, seed: int, index: int, correct_share: float) -> str:
+    """The full completion for sample ``index`` of ``prompt`` under ``seed``."""
+    rng = seeded_rng(seed, index, prompt)
+    kind = _choose_kind(rng, correct_share)
+    solved = solve(prompt)
+    if solved is None:
+        think_lines = [
+            "The question does not contain arithmetic I can work out.",
+            "I will answer as plainly as I can.",
+        ]
+        answer = "I cannot determine a numeric answer to this question."
+    else:
+        expression, value, steps = solved
+        final = value + rng.choice((-3, -2, -1, 1, 2, 5, 10)) if kind == "wrong" else value
+        think_lines = [
+            f"Let me work through {expression} step by step.",
+            *steps,
+            f"So the result is {_show(final)}.",
+        ]
+        answer = f"The answer is $\\boxed{{{_latex(final)}}}$."
+    if kind == "langmix":
+        think_lines.insert(1, _CHINESE)
+    if kind == "overlong":
+        think_lines.insert(1, " ".join([f"Let me double-check {think_lines[0].lower()}"] * 60))
+    think = "\n".join(think_lines)
+    if kind == "malformed":
+        shape = rng.choice(("unclosed", "no_think", "double"))
+        if shape == "unclosed":
+            return f"<think>\n{think}\n\n{answer}"
+        if shape == "no_think":
+            return answer
+        return f"<think>\n{think}\n</think>\n<think>\n{think}\n</think>\n\n{answer}"
+    return f"<think>\n{think}\n</think>\n\n{answer}"
+
+
+FILLER = "Let me re-check that step: each partial result above still holds, so I can go on."
+_FILLER_TOKENS = count_tokens(FILLER)
+
+
+def pad(text: str, target_tokens: int) -> str:
+    """The completion with filler reasoning put in at the start of its think part, to about the target."""
+    missing = target_tokens - count_tokens(text)
+    if missing < _FILLER_TOKENS:
+        return text
+    filler = "\n".join([FILLER] * (missing // _FILLER_TOKENS))
+    head, newline, rest = text.partition("\n")
+    return f"{head}\n{filler}\n{rest}" if newline else f"{filler}\n\n{text}"
+
+
+def target_length(prompt: str, seed: int, index: int, median: int, sigma: float) -> int:
+    """A log-normal completion length for this sample, the same for the same request."""
+    draw = seeded_rng("length", seed, index, prompt).gauss(0.0, 1.0)
+    return max(1, round(median * math.exp(sigma * draw)))

@@ -1,0 +1,74 @@
+"""Group commits: the tasks that finish while one transaction is being written go in the next one.
+
+A task awaits ``commit`` and resumes once its samples are durable (or learns its lease was lost),
+exactly as with one transaction per task; the database sees one commit, and one fsync, per batch.
+There is no timer: under light load each batch holds one task, under heavy load many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from service import queue
+from service.queue import ClaimedTask, Finished, NewSample
+
+MAX_BATCH = 256
+
+
+class Committer:
+    def __init__(self, engine: Engine, owner: str) -> None:
+        self.engine, self.owner = engine, owner
+        self._pending: list[tuple[Finished, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def commit(self, task: ClaimedTask, samples: Sequence[NewSample], prompt_tokens: int) -> None:
+        """Return once the task's samples are committed.
+
+        Raises:
+            LeaseLost: the lease is no longer ours; nothing was written for this task.
+        """
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.create_task(self._run())
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((Finished(task, samples, prompt_tokens), done))
+        self._wake.set()
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._write(batch)
+
+    async def _write(self, batch: list[tuple[Finished, asyncio.Future[None]]]) -> None:
+        try:
+            outcomes = await asyncio.to_thread(
+                queue.finish_many, self.engine, self.owner, [item for item, _ in batch]
+            )
+        except Exception as exc:  # the whole transaction failed: each task learns why, none is lost
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        self.batches += 1
+        for (_, done), lost in zip(batch, outcomes, strict=True):
+            if done.done():  # its task was cancelled meanwhile; the commit stands
+                continue
+            if lost is None:
+                done.set_result(None)
+            else:
+                done.set_exception(lost)
+
+    async def close(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
