@@ -151,6 +151,12 @@ class JobIn(Strict):
     sampling: SamplingIn = SamplingIn()
     n: int = Field(default=4, ge=1, le=MAX_SAMPLES_PER_PROMPT, description="Samples per prompt.")
     verifiers: list[VerifierIn] = Field(default_factory=lambda: [VerifierIn(name="format")])
+    stop_after_accepted: int | None = Field(
+        default=None,
+        ge=1,
+        description="Early stop: once a prompt has this many accepted samples, its remaining samples are "
+        "not requested (samples are then asked for in rounds of what is still missing).",
+    )
     system_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     prompt_template: str | None = Field(
         default=None,
@@ -175,6 +181,12 @@ class JobIn(Strict):
         if len(set(names)) != len(names):
             raise ValueError("each verifier may be named once")
         return value
+
+    @model_validator(mode="after")
+    def _stop_within_n(self) -> JobIn:
+        if self.stop_after_accepted is not None and self.stop_after_accepted > self.n:
+            raise ValueError("stop_after_accepted: must not exceed n")
+        return self
 
     @model_validator(mode="after")
     def _prompts_when_starting(self) -> JobIn:

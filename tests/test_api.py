@@ -69,6 +69,8 @@ BAD_INPUT = [
     ("malformed teacher URL", _with("teacher.base_url", "localhost:8000"), "teacher.base_url"),
     ("ftp teacher URL", _with("teacher.base_url", "ftp://127.0.0.1/v1"), "teacher.base_url"),
     ("inline API key", _with("teacher.api_key", "sk-secret-123"), "teacher.api_key"),
+    ("early stop above n", _with("stop_after_accepted", 99), "stop_after_accepted"),
+    ("early stop of 0", _with("stop_after_accepted", 0), "stop_after_accepted"),
     ("bad env var name", _with("teacher.api_key_env", "sk-secret-123"), "teacher.api_key_env"),
     (
         "prompt and messages",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from service import jobs, shards
+from service import browse, jobs, shards
 from service.procs import free_port, spawn, stop, wait_http
 from service.schemas import JobIn
 from service.standin import DEFAULT_MODEL
@@ -98,3 +98,47 @@ def test_stopping_releases_in_flight_tasks(engine: Engine, runner: VerifierRunne
         stop([slow])
     job = jobs.get_job(engine, job_id)
     assert (job.tasks.queued, job.tasks.running) == (3, 0)
+
+
+def test_early_stop_asks_only_for_the_accepted_samples_still_missing(
+    engine: Engine, runner: VerifierRunner, standin_teacher: str
+) -> None:
+    def job(stop_after: int | None) -> str:
+        body = {
+            "teacher": {"base_url": standin_teacher, "model": DEFAULT_MODEL},
+            "n": 8,
+            "sampling": {"seed": 5},
+            "verifiers": [{"name": "format"}, {"name": "math"}],
+            "stop_after_accepted": stop_after,
+            "prompts": [
+                {"id": f"p{i}", "prompt": f"Compute {i} * 3 + 1.", "reference": str(i * 3 + 1)}
+                for i in range(12)
+            ],
+        }
+        return jobs.create_job(engine, JobIn.model_validate(body)).id
+
+    early, full = job(2), job(None)
+    worker = Worker(engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=4, exit_when_idle=True)
+    asyncio.run(worker.run())
+    stopped = browse.list_samples(engine, early, limit=1000).items
+    by_prompt: dict[str, list[bool]] = {}
+    for sample in stopped:  # in id order, which is sample order within a prompt
+        by_prompt.setdefault(sample.prompt_id, []).append(sample.accepted)
+    for prompt_id, accepted in by_prompt.items():
+        indices = sorted(s.sample_index for s in stopped if s.prompt_id == prompt_id)
+        assert indices == list(range(len(accepted)))
+        assert sum(accepted) <= 2 and (sum(accepted) == 2 or len(accepted) == 8), (prompt_id, accepted)
+        assert sum(accepted) < 2 or accepted[-1]  # it stopped on the sample that made two
+    tokens_early, tokens_full = (jobs.get_job(engine, j).tokens["completion"] for j in (early, full))
+    assert len(stopped) < 12 * 8 and tokens_early < tokens_full
+    # Per accepted sample an export keeping two per prompt would use, early stop costs far less.
+    kept_full = sum(min(2, n) for n in _accepted_per_prompt(engine, full).values())
+    kept_early = sum(_accepted_per_prompt(engine, early).values())
+    assert tokens_early / kept_early < 0.6 * tokens_full / kept_full
+
+
+def _accepted_per_prompt(engine: Engine, job_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sample in browse.list_samples(engine, job_id, limit=1000).items:
+        counts[sample.prompt_id] = counts.get(sample.prompt_id, 0) + sample.accepted
+    return counts

@@ -35,6 +35,16 @@ class JobPlan:
     verifiers: tuple[VerifierSpec, ...]
     missing_key_env: str | None
     spec: dict[str, Any]
+    stop_after_accepted: int | None = None
+
+    def still_wanted(self, samples: list[NewSample]) -> int:
+        """How many samples to ask for next: the rest of ``n``, or with early stop only as many as
+        the accepted samples still missing (0 once there are enough)."""
+        left = self.n - len(samples)
+        if self.stop_after_accepted is None:
+            return left
+        missing = self.stop_after_accepted - sum(s.accepted for s in samples)
+        return max(0, min(left, missing))
 
     def conversation(self, task: ClaimedTask) -> list[dict[str, str]]:
         return conversation(task.prompt, task.messages, self.spec)
@@ -56,6 +66,7 @@ class JobPlan:
             verifiers=tuple(VerifierSpec(v["name"], v.get("options") or {}) for v in spec["verifiers"]),
             missing_key_env=key_env if key_env and key is None else None,
             spec=spec,
+            stop_after_accepted=spec.get("stop_after_accepted"),
         )
 
 
@@ -160,21 +171,19 @@ class TaskProcessor:
                 f"environment variable {plan.missing_key_env} (teacher.api_key_env) is not set on the worker"
             )
             return await self._retry(task, error)
-        sampling = dict(plan.sampling)
-        if "seed" in sampling:
-            sampling["seed"] = task_seed(sampling["seed"], task.prompt_id)
+        messages = plan.conversation(task)
+        samples: list[NewSample] = []
+        prompt_tokens = rounds = 0
         try:
-            messages = plan.conversation(task)
-            claimed = time.perf_counter()
-            async with self._request_slots:
-                sent = time.perf_counter()
-                try:
-                    result = await self.teacher.chat(plan.endpoint, messages, sampling, plan.n)
-                finally:
-                    self._replied(task.id)
-                    self.times.queued_s += sent - claimed
-                    self.times.request_s += time.perf_counter() - sent
-                    self.times.requests += 1
+            # One request for all n samples; with early stop, rounds asking only for the accepted
+            # samples still missing, until there are enough or n were drawn.
+            while (count := plan.still_wanted(samples)) > 0:
+                result = await self._request(task, plan, messages, count, round_number=rounds)
+                rounds += 1
+                samples += await self._verified(task, plan, messages, result, first_index=len(samples))
+                prompt_tokens += result.prompt_tokens
+                if not result.choices:
+                    break
         except TeacherUnavailable as exc:
             # The teacher is down, not this prompt: hold the job rather than spend the prompt's attempts.
             reason = f"teacher unreachable: {exc.message}"
@@ -184,13 +193,46 @@ class TaskProcessor:
         except TeacherRejected as exc:
             await asyncio.to_thread(queue.fail, self.engine, task, self.owner, exc.message)
             return "failed"
+        started = time.perf_counter()
+        await self.committer.commit(task, samples, prompt_tokens)
+        self.times.write_s += time.perf_counter() - started
+        self.times.samples += len(samples)
+        return "done"
+
+    async def _request(
+        self, task: ClaimedTask, plan: JobPlan, messages: list[dict[str, str]], count: int, round_number: int
+    ) -> ChatResult:
+        """One teacher request for ``count`` samples, holding a request slot only while it is out."""
+        sampling = dict(plan.sampling)
+        if "seed" in sampling:  # each round its own seed, the same on a retry of the task
+            sampling["seed"] = (task_seed(sampling["seed"], task.prompt_id) + round_number) & 0x7FFFFFFF
+        self.awaiting_reply.add(task.id)
+        claimed = time.perf_counter()
+        async with self._request_slots:
+            sent = time.perf_counter()
+            try:
+                return await self.teacher.chat(plan.endpoint, messages, sampling, count)
+            finally:
+                self._replied(task.id)
+                self.times.queued_s += sent - claimed
+                self.times.request_s += time.perf_counter() - sent
+                self.times.requests += 1
+
+    async def _verified(
+        self,
+        task: ClaimedTask,
+        plan: JobPlan,
+        messages: list[dict[str, str]],
+        result: ChatResult,
+        first_index: int,
+    ) -> list[NewSample]:
         samples, candidates = to_samples(task, messages, result)
         started = time.perf_counter()
         verdicts = await self.runner.verify(plan.verifiers, candidates)
         self.times.verify_s += time.perf_counter() - started
-        committed = [
+        return [
             NewSample(
-                s.sample_index,
+                first_index + s.sample_index,
                 s.completion,
                 s.think,
                 s.answer,
@@ -200,11 +242,6 @@ class TaskProcessor:
             )
             for s, named in zip(samples, verdicts, strict=True)
         ]
-        started = time.perf_counter()
-        await self.committer.commit(task, committed, result.prompt_tokens)
-        self.times.write_s += time.perf_counter() - started
-        self.times.samples += len(committed)
-        return "done"
 
     async def _retry(self, task: ClaimedTask, error: str) -> str:
         delay = backoff_delay(task.attempt)
