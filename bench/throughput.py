@@ -42,7 +42,10 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import aiohttp
 import httpx
+from sqlalchemy import func, select
 
+from service.db import make_engine
+from service.models import Task
 from service.procs import free_port, spawn, stop, wait_http
 from service.standin import DEFAULT_MODEL
 from tests.pg import create_database, postgres_server
@@ -209,6 +212,7 @@ class Pipeline:
     run: Run
     profile: dict[str, float]
     cpu: dict[str, float]
+    prompts_with_accepted: int
 
 
 def pipeline(
@@ -269,7 +273,13 @@ def pipeline(
     run = Run(
         job["samples"]["total"], job["tokens"]["completion"], seconds, share, span, job["samples"]["accepted"]
     )
-    return Pipeline(run, profile, cpu)
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        solved = conn.execute(
+            select(func.count()).where(Task.job_id == job_id, Task.n_accepted > 0)
+        ).scalar_one()
+    engine.dispose()
+    return Pipeline(run, profile, cpu, solved)
 
 
 def report(label: str, result: Pipeline, ceiling: Run, level: int) -> float:
@@ -297,6 +307,19 @@ def report(label: str, result: Pipeline, ceiling: Run, level: int) -> float:
         flush=True,
     )
     return ratio
+
+
+def early_stop_report(full: Pipeline, stopped: Pipeline) -> None:
+    """Teacher tokens per sample an export keeping one per prompt would use, with and without early stop."""
+    per_kept_full = full.run.tokens / max(1, full.prompts_with_accepted)
+    per_kept_stopped = stopped.run.tokens / max(1, stopped.prompts_with_accepted)
+    print(
+        f"early stop (stop_after_accepted=1): teacher tokens per kept sample {per_kept_stopped:,.0f} against "
+        f"{per_kept_full:,.0f} without ({1 - per_kept_stopped / per_kept_full:.0%} fewer); prompts with an "
+        f"accepted sample {stopped.prompts_with_accepted} against {full.prompts_with_accepted}; "
+        f"{stopped.run.samples} samples drawn against {full.run.samples}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -339,6 +362,9 @@ def main() -> None:
                         f"{name} {database} x{workers}", result, ceiling, regime.in_flight
                     )
                     shares.append(result.run.in_flight_share)
+                    if name == "realistic" and database == "sqlite":
+                        early = url_db.replace(".db", "-early.db")
+                        early_stop_report(result, pipeline(url, regime, early, 1, folder, early_stop=1))
     summary = " ".join(f"{key}={value:.3f}" for key, value in ratios.items())
     print(f"throughput: {summary} inflight_share={min(shares):.3f}")
 

@@ -171,17 +171,34 @@ def _write_shard(engine: Engine, root: Path, job_id: str, kind: str, rows: list[
 
 
 def flush_job(engine: Engine, root: Path, job_id: str, *, shard_rows: int, final: bool) -> FlushResult:
-    """Write full shards of the job's unflushed samples; with ``final``, the remainder too."""
+    """Write full shards of the job's unflushed samples; with ``final``, the remainder too.
+
+    Samples are counted before any is read: a pass that has no full shard to write (most passes of
+    a running job) costs one count per kind, not a read of every pending sample's text.
+    """
     shards = rows_written = 0
     for kind, accepted in (("accepted", True), ("rejected", False)):
-        while True:
+        pending = _pending(engine, job_id, accepted)
+        while pending >= shard_rows or (final and pending > 0):
             rows = _rows(engine, job_id, accepted, shard_rows)
-            if not rows or (len(rows) < shard_rows and not final):
+            if not rows or (len(rows) < shard_rows and not final):  # another flusher took some
                 break
             _write_shard(engine, root, job_id, kind, rows)
             shards += 1
             rows_written += len(rows)
+            pending -= len(rows)
     return FlushResult(shards, rows_written)
+
+
+def _pending(engine: Engine, job_id: str, accepted: bool) -> int:
+    with reading(engine) as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(Sample)
+                .where(Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None))
+            ).scalar_one()
+        )
 
 
 def flush_all(engine: Engine, root: Path, *, shard_rows: int) -> FlushResult:
