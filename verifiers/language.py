@@ -7,6 +7,7 @@ characters, or several words in a row), so a variable name or a technical term i
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import ClassVar, Literal
@@ -34,12 +35,19 @@ _REMOVE = re.compile(
     re.DOTALL,
 )
 _QUOTED = re.compile(r"[\"“«「『]([^\"”»」』\n]{1,40})[\"”»」』]")
+_ASCII_WORD = re.compile(r"[A-Za-z]{2,}")
 _UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_]+", re.UNICODE)
 
 
 def script_of(unit: str) -> str:
     """The script of a character or word: latin, han, kana, hangul, cyrillic, greek, arabic or other."""
-    name = unicodedata.name(unit[0], "")
+    return _script_of_character(unit[0])
+
+
+@functools.lru_cache(maxsize=8192)
+def _script_of_character(character: str) -> str:
+    # Cached: a trace has a few hundred distinct first letters but thousands of words.
+    name = unicodedata.name(character, "")
     for script, marker in (
         ("han", "CJK UNIFIED"),
         ("kana", "HIRAGANA"),
@@ -69,6 +77,8 @@ class LanguageOptions(BaseModel):
 def prose_units(text: str) -> list[str]:
     """Characters (CJK) and words (other scripts) of the prose, identifiers and one-letter names excluded."""
     text = _QUOTED.sub(" ", _REMOVE.sub(" ", text))
+    if text.isascii():  # the common case, in C: Latin words of two letters or more
+        return _ASCII_WORD.findall(text)
     units = []
     for unit in _UNIT.findall(text):
         script = script_of(unit)
@@ -92,7 +102,8 @@ def foreign_runs(units: list[str], allowed: set[str]) -> list[list[str]]:
     runs: list[list[str]] = []
     current: list[str] = []
     for unit in units:
-        if script_of(unit) in allowed or script_of(unit) == "other":
+        script = script_of(unit)
+        if script in allowed or script == "other":
             if current:
                 runs.append(current)
             current = []
