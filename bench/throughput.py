@@ -96,6 +96,8 @@ class Run:
     seconds: float
     in_flight_share: float = 0.0
     teacher_span_s: float = 0.0
+    lead_s: float = 0.0  # from the job's submission to its first request at the teacher
+    tail_s: float = 0.0  # from the last reply to the job done, its last shard written
     accepted: int = 0
 
     @property
@@ -163,14 +165,13 @@ def teacher(regime: Regime, root: Path) -> Iterator[str]:
         stop([process])
 
 
-def in_flight_share(teacher_url: str, level: int) -> tuple[float, float]:
+def in_flight_share(teacher_url: str, level: int) -> tuple[float, float, float]:
     """Time-averaged requests at the teacher from the first arrival to the last, over ``level``; and
-    the teacher's busy span, first arrival to last reply."""
+    the first arrival and last reply (monotonic clock, which all processes here share)."""
     intervals = httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1}).json()["intervals"]
     start, end = min(a for a, _ in intervals), max(a for a, _ in intervals)
     busy = sum(max(0.0, min(b, end) - a) for a, b in intervals)
-    span = max(b for _, b in intervals) - start
-    return (busy / (end - start) / level if end > start else 1.0), span
+    return (busy / (end - start) / level if end > start else 1.0), start, max(b for _, b in intervals)
 
 
 async def _bare(teacher_url: str, regime: Regime, items: list[dict[str, str]]) -> tuple[int, int]:
@@ -204,7 +205,8 @@ def bare_client(teacher_url: str, regime: Regime) -> Run:
     started = time.perf_counter()
     samples, tokens = asyncio.run(_bare(teacher_url, regime, prompts(regime.prompts)))
     seconds = time.perf_counter() - started
-    return Run(samples, tokens, seconds, *in_flight_share(teacher_url, regime.in_flight))
+    share, first, last = in_flight_share(teacher_url, regime.in_flight)
+    return Run(samples, tokens, seconds, share, last - first)
 
 
 @dataclass
@@ -248,6 +250,7 @@ def pipeline(
         # Timed from just before the POST to the moment the server marked the job done (its last shard
         # written), so that this script's slow polling neither loads the server nor adds to the time.
         started = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        posted = time.monotonic()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             job_id = client.post("/v1/jobs", json=body).raise_for_status().json()["id"]
             while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] != "done":
@@ -260,7 +263,8 @@ def pipeline(
             "database": database_cpu() - database_before,
             "verifiers": sum(session_cpu({p.pid}) - before[p.pid][0] - own[p.pid] for p in processes[1:]),
         }
-        share, span = in_flight_share(teacher_url, regime.in_flight)
+        share, first, last = in_flight_share(teacher_url, regime.in_flight)
+        span, lead, tail = last - first, first - posted, posted + seconds - last
     finally:
         stop(list(reversed(processes)))
     profile: dict[str, float] = {}
@@ -271,7 +275,14 @@ def pipeline(
         for key, value in json.loads(line.partition("worker profile ")[2]).items():
             profile[key] = profile.get(key, 0.0) + value
     run = Run(
-        job["samples"]["total"], job["tokens"]["completion"], seconds, share, span, job["samples"]["accepted"]
+        job["samples"]["total"],
+        job["tokens"]["completion"],
+        seconds,
+        share,
+        span,
+        lead,
+        tail,
+        job["samples"]["accepted"],
     )
     engine = make_engine(database_url)
     with engine.connect() as conn:
@@ -289,7 +300,8 @@ def report(label: str, result: Pipeline, ceiling: Run, level: int) -> float:
         f"{label:<22} (b) {run.samples_per_s:8.1f} samples/s {run.tokens_per_s:11,.0f} tokens/s  "
         f"ratio {ratio:.3f}  in flight {run.in_flight_share:.3f} of {level}; teacher busy "
         f"{run.teacher_span_s:.2f} s of {run.seconds:.2f} s (ceiling: {ceiling.teacher_span_s:.2f} of "
-        f"{ceiling.seconds:.2f})"
+        f"{ceiling.seconds:.2f}); before the first request {run.lead_s:.2f} s, after the last reply "
+        f"{run.tail_s:.2f} s"
     )
     tasks, samples = max(1.0, times["requests"]), max(1.0, times["samples"])
     print(

@@ -170,18 +170,25 @@ def _write_shard(engine: Engine, root: Path, job_id: str, kind: str, rows: list[
         raise
 
 
-def flush_job(engine: Engine, root: Path, job_id: str, *, shard_rows: int, final: bool) -> FlushResult:
+def flush_job(
+    engine: Engine, root: Path, job_id: str, *, shard_rows: int, final: bool, draining: bool = False
+) -> FlushResult:
     """Write full shards of the job's unflushed samples; with ``final``, the remainder too.
 
-    Samples are counted before any is read: a pass that has no full shard to write (most passes of
-    a running job) costs one count per kind, not a read of every pending sample's text.
+    A job ``draining`` (nothing left to claim, its last tasks running) is written out once a tenth
+    of a shard is pending, so that when its last sample lands only those few are left to write:
+    the job is done a moment after its last reply, not after a whole shard's write.
+
+    Samples are counted before any is read: a pass that has no shard to write (most passes of a
+    running job) costs one count per kind, not a read of every pending sample's text.
     """
     shards = rows_written = 0
+    least = 1 if final else max(1, shard_rows // 10) if draining else shard_rows
     for kind, accepted in (("accepted", True), ("rejected", False)):
         pending = _pending(engine, job_id, accepted)
-        while pending >= shard_rows or (final and pending > 0):
+        while pending >= least:
             rows = _rows(engine, job_id, accepted, shard_rows)
-            if not rows or (len(rows) < shard_rows and not final):  # another flusher took some
+            if len(rows) < least:  # another flusher took some
                 break
             _write_shard(engine, root, job_id, kind, rows)
             shards += 1
@@ -210,18 +217,24 @@ def flush_all(engine: Engine, root: Path, *, shard_rows: int) -> FlushResult:
     shards = rows = 0
     for job_id, status in jobs:
         with reading(engine) as conn:
-            active = conn.execute(
-                select(func.count())
-                .select_from(Task)
-                .where(Task.job_id == job_id, Task.status.in_(("draft", "queued", "running", "paused")))
-            ).scalar_one()
+            unfinished = dict(
+                conn.execute(
+                    select(Task.status, func.count())
+                    .where(Task.job_id == job_id, Task.status.in_(("draft", "queued", "running", "paused")))
+                    .group_by(Task.status)
+                ).all()
+            )
+            active = sum(unfinished.values())
             pending = conn.execute(
                 select(func.count())
                 .select_from(Sample)
                 .where(Sample.job_id == job_id, Sample.shard_id.is_(None))
             ).scalar_one()
         if pending:
-            result = flush_job(engine, root, job_id, shard_rows=shard_rows, final=active == 0)
+            draining = active == unfinished.get("running", 0)
+            result = flush_job(
+                engine, root, job_id, shard_rows=shard_rows, final=active == 0, draining=draining
+            )
             shards, rows = shards + result.shards, rows + result.rows
         if active == 0 and status == "running":
             _mark_done(engine, job_id)

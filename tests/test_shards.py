@@ -134,3 +134,29 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(ShardWriteError):
         shards.write_atomically(pa.table({"x": [1]}), blocked / "part.parquet")
     assert [p.name for p in tmp_path.iterdir()] == ["blocked"]
+
+
+def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine, tmp_path: Path) -> None:
+    job_id = jobs.create_job(
+        engine,
+        JobIn.model_validate(
+            {
+                "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "teacher-x"},
+                "n": 3,
+                "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(5)],
+            }
+        ),
+    ).id
+    tasks = queue.claim(engine, "w", 4, 30, max_attempts=3)  # one prompt still queued
+    for task in tasks[:3]:
+        samples = [
+            NewSample(i, "<think>t</think> 1", "t", "1", "stop", 5, (NewVerdict("format", i != 1, None, {}),))
+            for i in range(3)
+        ]
+        queue.finish(engine, task, "w", samples, prompt_tokens=4)
+    assert shards.flush_all(engine, tmp_path, shard_rows=20) == shards.FlushResult(0, 0)  # still queued work
+    queue.claim(engine, "w", 1, 30, max_attempts=3)  # now every unfinished task is running: draining
+    assert shards.flush_all(engine, tmp_path, shard_rows=20) == shards.FlushResult(2, 9)
+    assert shards.flush_all(engine, tmp_path, shard_rows=20) == shards.FlushResult(0, 0)
+    with engine.connect() as conn:
+        assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "running"
