@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -76,9 +77,17 @@ async def _flusher(engine: Engine, settings: Settings) -> None:
     """Turn committed samples into shards, and finished jobs into done ones, until cancelled."""
     while True:
         try:
-            await asyncio.to_thread(
-                shards.flush_all, engine, settings.shard_root, shard_rows=settings.shard_rows
+            started = time.perf_counter()
+            result = await asyncio.to_thread(
+                shards.flush_all,
+                engine,
+                settings.shard_root,
+                shard_rows=settings.shard_rows,
+                max_age_s=settings.shard_max_age_s,
             )
+            if result.shards:
+                seconds = time.perf_counter() - started
+                log.info("wrote %d shards (%d samples) in %.2f s", result.shards, result.rows, seconds)
         except Exception:  # a bad pass must not end the flusher; the next pass retries
             log.exception("shard flush failed; retrying")
         await asyncio.sleep(settings.flush_interval)

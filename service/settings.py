@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
     shard_rows: int = Field(default=DEFAULT_SHARD_ROWS, ge=1, description="Rows that make a full shard.")
     flush_interval: float = Field(default=2.0, gt=0, description="Seconds between shard flushes.")
+    shard_max_age_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A tenth of a shard is written once its oldest sample has waited this long, so shards "
+        "are written as a job runs rather than all at its end.",
+    )
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_prompt_chars: int = Field(default=200_000, ge=1, description="Longest prompt a job may carry.")
     hf_token: SecretStr | None = Field(

@@ -15,6 +15,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,21 +172,32 @@ def _write_shard(engine: Engine, root: Path, job_id: str, kind: str, rows: list[
 
 
 def flush_job(
-    engine: Engine, root: Path, job_id: str, *, shard_rows: int, final: bool, draining: bool = False
+    engine: Engine,
+    root: Path,
+    job_id: str,
+    *,
+    shard_rows: int,
+    final: bool,
+    draining: bool = False,
+    max_age_s: float | None = None,
 ) -> FlushResult:
     """Write full shards of the job's unflushed samples; with ``final``, the remainder too.
 
-    A job ``draining`` (nothing left to claim, its last tasks running) is written out once a tenth
-    of a shard is pending, so that when its last sample lands only those few are left to write:
-    the job is done a moment after its last reply, not after a whole shard's write.
+    Shards are written as the job runs, not all at its end: a tenth of a shard is enough once its
+    oldest sample has waited ``max_age_s``, or once the job is ``draining`` (nothing left to claim,
+    its last tasks running). So when the last sample lands only a few are left to write, and the job
+    is done a moment after its last reply; shards still hold at least a tenth of ``shard_rows``.
 
     Samples are counted before any is read: a pass that has no shard to write (most passes of a
-    running job) costs one count per kind, not a read of every pending sample's text.
+    running job) costs a count per kind, not a read of every pending sample's text.
     """
     shards = rows_written = 0
-    least = 1 if final else max(1, shard_rows // 10) if draining else shard_rows
+    early = max(1, shard_rows // 10)
     for kind, accepted in (("accepted", True), ("rejected", False)):
-        pending = _pending(engine, job_id, accepted)
+        pending, oldest = _pending(engine, job_id, accepted)
+        waited = utcnow() - oldest if oldest is not None else timedelta(0)
+        aged = max_age_s is not None and waited > timedelta(seconds=max_age_s)
+        least = 1 if final else early if draining or aged else shard_rows
         while pending >= least:
             rows = _rows(engine, job_id, accepted, shard_rows)
             if len(rows) < least:  # another flusher took some
@@ -197,18 +209,18 @@ def flush_job(
     return FlushResult(shards, rows_written)
 
 
-def _pending(engine: Engine, job_id: str, accepted: bool) -> int:
+def _pending(engine: Engine, job_id: str, accepted: bool) -> tuple[int, datetime | None]:
+    """How many samples of a kind await a shard, and when the oldest was committed."""
     with reading(engine) as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(Sample)
-                .where(Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None))
-            ).scalar_one()
-        )
+        count, oldest = conn.execute(
+            select(func.count(), func.min(Sample.created_at)).where(
+                Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None)
+            )
+        ).one()
+    return int(count), oldest
 
 
-def flush_all(engine: Engine, root: Path, *, shard_rows: int) -> FlushResult:
+def flush_all(engine: Engine, root: Path, *, shard_rows: int, max_age_s: float | None = None) -> FlushResult:
     """One flusher pass: write shards for every active job; mark finished jobs done once flushed."""
     with reading(engine) as conn:
         jobs = conn.execute(
@@ -233,7 +245,13 @@ def flush_all(engine: Engine, root: Path, *, shard_rows: int) -> FlushResult:
         if pending:
             draining = active == unfinished.get("running", 0)
             result = flush_job(
-                engine, root, job_id, shard_rows=shard_rows, final=active == 0, draining=draining
+                engine,
+                root,
+                job_id,
+                shard_rows=shard_rows,
+                final=active == 0,
+                draining=draining,
+                max_age_s=max_age_s,
             )
             shards, rows = shards + result.shards, rows + result.rows
         if active == 0 and status == "running":

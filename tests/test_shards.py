@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select, update
 from service import jobs, queue, shards
 from service.db import writing
 from service.errors import ShardWriteError
-from service.models import Job, Sample, Shard
+from service.models import Job, Sample, Shard, Task
 from service.queue import NewSample, NewVerdict
 from service.schemas import JobIn
 
@@ -154,9 +154,22 @@ def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine,
             for i in range(3)
         ]
         queue.finish(engine, task, "w", samples, prompt_tokens=4)
-    assert shards.flush_all(engine, tmp_path, shard_rows=20) == shards.FlushResult(0, 0)  # still queued work
-    queue.claim(engine, "w", 1, 30, max_attempts=3)  # now every unfinished task is running: draining
+    nothing = shards.FlushResult(0, 0)
+    assert shards.flush_all(engine, tmp_path, shard_rows=20, max_age_s=3600) == nothing  # work still queued
+    queue.claim(engine, "w", 1, 30, max_attempts=3)  # every unfinished task running: draining
     assert shards.flush_all(engine, tmp_path, shard_rows=20) == shards.FlushResult(2, 9)
-    assert shards.flush_all(engine, tmp_path, shard_rows=20) == shards.FlushResult(0, 0)
+    assert shards.flush_all(engine, tmp_path, shard_rows=20) == nothing
+    with engine.connect() as conn:
+        assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "running"
+
+
+def test_samples_that_waited_long_enough_are_written_early(engine: Engine, tmp_path: Path) -> None:
+    job_id = _finished_job(engine, prompts=4, n=3)
+    with writing(engine) as conn:  # as if one prompt were still to be sampled
+        conn.execute(update(Job).where(Job.id == job_id).values(status="running"))
+        conn.execute(update(Task).where(Task.prompt_id == "p3").values(status="queued"))
+    nothing = shards.FlushResult(0, 0)
+    assert shards.flush_all(engine, tmp_path, shard_rows=40, max_age_s=3600) == nothing
+    assert shards.flush_all(engine, tmp_path, shard_rows=40, max_age_s=1e-6) == shards.FlushResult(2, 12)
     with engine.connect() as conn:
         assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "running"
