@@ -3,8 +3,8 @@
     python bench/pipeline.py --prompts 400 -n 4
 
 Prints samples/s from job creation to the last shard and the stand-in's tokens/s; its last line is
-``pipeline: prompts=P samples=S seconds=T samples_per_s=X``. The side-by-side ceiling comparison with
-a bare client belongs to bench/throughput.py (issue 9).
+``pipeline: prompts=P samples=S seconds=T samples_per_s=X``. The side-by-side comparison with a bare
+client, on a teacher with realistic timing, is bench/throughput.py.
 """
 
 from __future__ import annotations
