@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from service.db import is_sqlite, utcnow, writing
 from service.errors import LeaseLost
@@ -238,7 +238,11 @@ def _move(conn: Connection, task: ClaimedTask, owner: str, **values: Any) -> Non
         .values(owner=None, lease_expires_at=None, **values)
     )
     if moved.rowcount != 1:
-        raise LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
+        raise _lease_lost(task, owner)
+
+
+def _lease_lost(task: ClaimedTask, owner: str) -> LeaseLost:
+    return LeaseLost(f"task {task.id} attempt {task.attempt} is no longer leased to {owner}")
 
 
 @dataclass(frozen=True)
@@ -274,24 +278,31 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
     sample_rows: list[dict[str, Any]] = []
     verdicts: list[tuple[str, Sequence[NewVerdict]]] = []  # per sample row, in the same order
     with writing(engine) as conn:
+        # The fence for the whole batch in one statement (rows locked on PostgreSQL; SQLite's write
+        # transaction already excludes every other writer), then one pipelined update of those held.
+        held = {
+            (task_id, attempt)
+            for task_id, attempt in conn.execute(
+                select(Task.id, Task.attempt)
+                .where(Task.id.in_([item.task.id for item in batch]), Task.owner == owner, IS_RUNNING)
+                .with_for_update()
+            )
+        }
+        done: list[dict[str, Any]] = []
         for item in batch:
             task, samples = item.task, item.samples
-            try:
-                _move(
-                    conn,
-                    task,
-                    owner,
-                    status="done",
-                    finished_at=now,
-                    last_error=None,
-                    n_samples=len(samples),
-                    n_accepted=sum(s.accepted for s in samples),
-                    prompt_tokens=item.prompt_tokens,
-                    completion_tokens=sum(s.completion_tokens for s in samples),
-                )
-            except LeaseLost as lost:
-                outcomes.append(lost)
+            if (task.id, task.attempt) not in held:
+                outcomes.append(_lease_lost(task, owner))
                 continue
+            done.append(
+                {
+                    "fenced_id": task.id,
+                    "n_samples": len(samples),
+                    "n_accepted": sum(s.accepted for s in samples),
+                    "prompt_tokens": item.prompt_tokens,
+                    "completion_tokens": sum(s.completion_tokens for s in samples),
+                }
+            )
             outcomes.append(None)
             for s in samples:
                 sample_rows.append(
@@ -311,6 +322,13 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
                     }
                 )
                 verdicts.append((task.job_id, s.verdicts))
+        if done:
+            conn.execute(
+                update(Task)
+                .where(Task.id == bindparam("fenced_id"))
+                .values(status="done", owner=None, lease_expires_at=None, finished_at=now, last_error=None),
+                done,
+            )
         if not sample_rows:
             return outcomes
         ids = (
