@@ -120,6 +120,14 @@ def prompts(count: int) -> list[dict[str, str]]:
     ]
 
 
+def wait_for_line(log: Path, text: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (log.exists() and text in log.read_text(errors="replace")):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{log} never said {text!r}")
+        time.sleep(0.1)
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU a process has used so far (0 once it is gone)."""
     try:
@@ -234,7 +242,9 @@ def pipeline(
         for w in range(workers):
             command = ["worker", "--max-in-flight", str(per_worker)]
             processes.append(spawn(command, root / f"worker-{w}.log", env))
-        time.sleep(3)  # workers up and polling, their verifier pools started
+        for w in range(workers):  # every worker up and polling before the clock starts
+            wait_for_line(root / f"worker-{w}.log", "started (max_in_flight=")
+        time.sleep(1)
         before = {p.pid: (session_cpu({p.pid}), cpu_seconds(p.pid)) for p in processes}
         database_before = database_cpu()
         httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1})

@@ -10,6 +10,7 @@ replaced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from verifiers.base import Candidate, Verdict, Verifier
-from verifiers.registry import load_verifier
+from verifiers.registry import load_verifier, verifier_names
 
 DEFAULT_TIMEOUT_S = 10.0
 DEADLINE_SLACK_S = 5.0
@@ -96,6 +97,19 @@ def verify_batch(
     return [[(spec.name, _run_one(spec, c, timeout_s)) for spec in specs] for c in candidates]
 
 
+def _preload() -> None:
+    """Import every installed verifier in a new pool process (sympy and math-verify take seconds),
+    so that a worker's first verification does not wait for them. A plugin that fails to import is
+    left for its first verification, where the failure becomes that verifier's verdict."""
+    for name in verifier_names():
+        with contextlib.suppress(Exception):
+            load_verifier(name)
+
+
+def _ready() -> None:
+    """A no-op that makes the pool start its processes (and preload) at once."""
+
+
 def _kill(pool: ProcessPoolExecutor) -> None:
     # ProcessPoolExecutor has no public way to stop a hung worker before Python 3.14
     # (terminate_workers); shutdown() would wait for it forever.
@@ -120,7 +134,12 @@ class VerifierRunner:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker process runs threads (event loop, DB pool) that fork would copy.
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_preload
+        )
+        for _ in range(self.processes):  # start the processes now, not on the first task's clock
+            pool.submit(_ready)
+        return pool
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         if self._pool is broken:

@@ -176,6 +176,8 @@ class Worker:
                 self._wake.clear()  # before counting, so a reply from here on wakes the wait below
                 room = self._room(processor)
                 claimed = await self._claim(room) if room > 0 else []
+                if claimed and not self._tasks:
+                    log.info("picked up %d tasks (job %s)", len(claimed), claimed[0].job_id)
                 for task in claimed:
                     running = asyncio.create_task(processor.run(task, self._plan(task.job_id)))
                     running.add_done_callback(functools.partial(self._settle, task.id))
