@@ -72,11 +72,13 @@ def test_teacher_text_is_escaped_on_every_page(client: TestClient) -> None:
 
 def test_error_and_empty_states_are_pages(client: TestClient) -> None:
     assert "No jobs yet" in client.get("/ui/jobs").text
+    assert 'data-poll="/ui/jobs?partial=rows"' in client.get("/ui/jobs").text  # so a first job shows up
     assert client.get("/").url.path == "/ui/jobs"
     missing = client.get("/ui/jobs/nope")
     assert missing.status_code == 404 and "no job with id &#39;nope&#39;" in missing.text
     assert missing.headers["content-type"].startswith("text/html")
     job_id = _job_with_samples(client, ["a", "b"])
+    assert f'data-job="{job_id}"' in client.get("/ui/jobs?partial=rows").text
     assert client.get(f"/ui/jobs/{job_id}/samples/999999").status_code == 404
     bad = client.get(f"/ui/jobs/{job_id}/samples?status=maybe")
     assert bad.status_code == 400 and "status: must be accepted or rejected" in bad.text
