@@ -267,6 +267,21 @@ def finish(
         raise lost
 
 
+# finish_many's statements, built once rather than on every call.
+_HELD = (
+    select(Task.id, Task.attempt)
+    .where(Task.id.in_(bindparam("ids", expanding=True)), Task.owner == bindparam("owner"), IS_RUNNING)
+    .with_for_update()
+)
+_DONE = (
+    update(Task)
+    .where(Task.id == bindparam("fenced_id"))
+    .values(status="done", owner=None, lease_expires_at=None, finished_at=bindparam("now"), last_error=None)
+)
+_INSERT_SAMPLES = insert(Sample).returning(Sample.id, sort_by_parameter_order=True)
+_INSERT_VERDICTS = insert(Verdict)
+
+
 def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[LeaseLost | None]:
     """Commit several tasks' samples and mark them done, in one transaction (one commit, one fsync).
 
@@ -280,14 +295,8 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
     with writing(engine) as conn:
         # The fence for the whole batch in one statement (rows locked on PostgreSQL; SQLite's write
         # transaction already excludes every other writer), then one pipelined update of those held.
-        held = {
-            (task_id, attempt)
-            for task_id, attempt in conn.execute(
-                select(Task.id, Task.attempt)
-                .where(Task.id.in_([item.task.id for item in batch]), Task.owner == owner, IS_RUNNING)
-                .with_for_update()
-            )
-        }
+        ids = [item.task.id for item in batch]
+        held = {(task_id, attempt) for task_id, attempt in conn.execute(_HELD, {"ids": ids, "owner": owner})}
         done: list[dict[str, Any]] = []
         for item in batch:
             task, samples = item.task, item.samples
@@ -323,19 +332,10 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
                 )
                 verdicts.append((task.job_id, s.verdicts))
         if done:
-            conn.execute(
-                update(Task)
-                .where(Task.id == bindparam("fenced_id"))
-                .values(status="done", owner=None, lease_expires_at=None, finished_at=now, last_error=None),
-                done,
-            )
+            conn.execute(_DONE, [{**row, "now": now} for row in done])
         if not sample_rows:
             return outcomes
-        ids = (
-            conn.execute(insert(Sample).returning(Sample.id, sort_by_parameter_order=True), sample_rows)
-            .scalars()
-            .all()
-        )
+        sample_ids = conn.execute(_INSERT_SAMPLES, sample_rows).scalars().all()
         verdict_rows = [
             {
                 "sample_id": sample_id,
@@ -345,11 +345,11 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
                 "reason": v.reason,
                 "details": v.details,
             }
-            for sample_id, (job_id, sample_verdicts) in zip(ids, verdicts, strict=True)
+            for sample_id, (job_id, sample_verdicts) in zip(sample_ids, verdicts, strict=True)
             for v in sample_verdicts
         ]
         if verdict_rows:
-            conn.execute(insert(Verdict), verdict_rows)
+            conn.execute(_INSERT_VERDICTS, verdict_rows)
     return outcomes
 
 
