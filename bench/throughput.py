@@ -128,36 +128,36 @@ def wait_for_line(log: Path, text: str, timeout_s: float = 60) -> None:
         time.sleep(0.1)
 
 
+def _stat(pid: int | str) -> tuple[str, int, float]:
+    """A process's command name, session id and CPU seconds so far, from ``/proc/PID/stat``."""
+    head, _, tail = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
+    fields = tail.split()
+    return head.partition("(")[2], int(fields[3]), (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _all_processes() -> Iterator[tuple[str, int, float]]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):  # gone while being read
+                yield _stat(entry.name)
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU a process has used so far (0 once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return _stat(pid)[2]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def session_cpu(session_ids: set[int]) -> float:
     """CPU of every live process in these sessions (a spawned command and everything it started)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-                if int(fields[3]) in session_ids:
-                    total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
+    return sum(cpu for _, session, cpu in _all_processes() if session in session_ids)
 
 
 def database_cpu() -> float:
     """CPU of the PostgreSQL server processes (this bench's throwaway server; 0 on SQLite)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(entry.name))
-    return total
+    return sum(cpu for name, _, cpu in _all_processes() if name == "postgres")
 
 
 @contextlib.contextmanager
