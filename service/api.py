@@ -81,7 +81,7 @@ async def _flusher(engine: Engine, settings: Settings) -> None:
             result = await asyncio.to_thread(
                 shards.flush_all,
                 engine,
-                settings.shard_root,
+                settings.shard_store,
                 shard_rows=settings.shard_rows,
                 max_age_s=settings.shard_max_age_s,
             )
@@ -209,7 +209,7 @@ def get_sample(engine: EngineDep, job_id: str, sample_id: int) -> SampleOut:
 @router.get("/jobs/{job_id}/shards", tags=["samples"])
 def list_shards(engine: EngineDep, settings: SettingsDep, job_id: str) -> list[ShardOut]:
     """The job's Parquet shards (paths relative to the shard directory)."""
-    return jobs.list_shards(engine, job_id, settings.shard_root)
+    return jobs.list_shards(engine, job_id, settings.shard_store)
 
 
 @router.post("/exports", status_code=status.HTTP_202_ACCEPTED, tags=["exports"])
@@ -232,7 +232,7 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_schema, settings.database_url)
-        await asyncio.to_thread(shards.remove_orphans, engine, settings.shard_root, settings.orphan_grace_s)
+        await asyncio.to_thread(shards.remove_orphans, engine, settings.shard_store, settings.orphan_grace_s)
         await asyncio.to_thread(exports.fail_interrupted, engine)
         flusher = asyncio.create_task(_flusher(engine, settings)) if run_flusher else None
         yield

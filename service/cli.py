@@ -274,7 +274,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     options = ExportOptions.from_request(request, Path(args.output))
     engine = make_engine(settings.database_url)
     try:
-        report = export(engine, settings.shard_root, options)
+        report = export(engine, settings.shard_store, options)
     finally:
         engine.dispose()
     print(

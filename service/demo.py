@@ -38,7 +38,7 @@ def run_demo(
     env = {
         "TRACEMILL_DATA_DIR": str(settings.data_dir.resolve()),
         "TRACEMILL_DATABASE_URL": settings.database_url,
-        "TRACEMILL_SHARD_DIR": str(settings.shard_root),
+        "TRACEMILL_SHARD_DIR": settings.shard_store.url(""),
     }
     processes: list[Popen[bytes]] = []
     try:

@@ -34,6 +34,7 @@ from service.keyset import KeySet
 from service.models import Shard, Task
 from service.schemas import ExportIn
 from service.sources import read_rows
+from service.storage import ShardStore
 
 BATCH_ROWS = 1_024  # rows decoded into Python at once while streaming: small keeps the peak low
 PROGRESS_EVERY = 5_000
@@ -137,7 +138,11 @@ def _shards(engine: Engine, job_id: str) -> list[str]:
 
 
 def _choose(
-    engine: Engine, root: Path, options: ExportOptions, samples_per_prompt: list[int], report: ExportReport
+    engine: Engine,
+    store: ShardStore,
+    options: ExportOptions,
+    samples_per_prompt: list[int],
+    report: ExportReport,
 ) -> pa.Array | None:
     """Pass one: the ids of the best ``keep_per_prompt`` accepted samples of each prompt (shortest first).
 
@@ -149,11 +154,16 @@ def _choose(
     if all(options.keep_per_prompt >= n for n in samples_per_prompt):
         # Every accepted sample is kept: nothing to choose, only to count.
         for job_id in options.jobs:
-            report.accepted += sum(pq.read_metadata(root / p).num_rows for p in _shards(engine, job_id))
+            for path in _shards(engine, job_id):
+                with store.open(path) as source:
+                    report.accepted += pq.read_metadata(source).num_rows
         report.kept_per_prompt = report.accepted
         return None
     for job_id in options.jobs:
-        tables = [pq.read_table(root / path, columns=columns) for path in _shards(engine, job_id)]
+        tables = []
+        for path in _shards(engine, job_id):
+            with store.open(path) as source:
+                tables.append(pq.read_table(source, columns=columns))
         if not tables:
             continue
         table = pa.concat_tables(tables)
@@ -191,7 +201,7 @@ def _pass_rates(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str,
 
 
 def _reasoning_batches(
-    engine: Engine, root: Path, options: ExportOptions, chosen: pa.Array | None
+    engine: Engine, store: ShardStore, options: ExportOptions, chosen: pa.Array | None
 ) -> Iterator[list[Row]]:
     columns = [
         "sample_id",
@@ -206,35 +216,41 @@ def _reasoning_batches(
     ]
     for job_id in options.jobs:
         for path in _shards(engine, job_id):
-            for batch in pq.ParquetFile(root / path).iter_batches(BATCH_ROWS, columns=columns):
-                kept = (
-                    batch
-                    if chosen is None
-                    else batch.filter(pc.is_in(batch.column("sample_id"), value_set=chosen))
-                )
-                if not kept.num_rows:
-                    continue
-                rows = kept.to_pylist()
-                rates = _pass_rates(engine, job_id, sorted({r["prompt_id"] for r in rows}))
-                yield [
-                    {
-                        "messages": [
-                            *row["messages"],
-                            {
-                                "role": "assistant",
-                                "content": assistant_turn(row["think"], row["answer"], options.template),
-                            },
-                        ],
-                        "source": "reasoning",
-                        "job_id": row["job_id"],
-                        "prompt_id": row["prompt_id"],
-                        "teacher": row["teacher_model"],
-                        "verifiers": [v["verifier"] for v in row["verdicts"]],
-                        "num_tokens": row["completion_tokens"],
-                        "pass_rate": rates.get(row["prompt_id"]),
-                    }
-                    for row in rows
-                ]
+            with store.open(path) as source:  # decoded a row group at a time, never the whole shard
+                for batch in pq.ParquetFile(source).iter_batches(BATCH_ROWS, columns=columns):
+                    kept = (
+                        batch
+                        if chosen is None
+                        else batch.filter(pc.is_in(batch.column("sample_id"), value_set=chosen))
+                    )
+                    if kept.num_rows:
+                        yield _reasoning_rows(engine, job_id, kept.to_pylist(), options)
+
+
+def _reasoning_rows(
+    engine: Engine, job_id: str, rows: list[dict[str, Any]], options: ExportOptions
+) -> list[Row]:
+    """Shard rows as SFT rows: the prompt's turns plus the assistant's, and where they came from."""
+    rates = _pass_rates(engine, job_id, sorted({r["prompt_id"] for r in rows}))
+    return [
+        {
+            "messages": [
+                *row["messages"],
+                {
+                    "role": "assistant",
+                    "content": assistant_turn(row["think"], row["answer"], options.template),
+                },
+            ],
+            "source": "reasoning",
+            "job_id": row["job_id"],
+            "prompt_id": row["prompt_id"],
+            "teacher": row["teacher_model"],
+            "verifiers": [v["verifier"] for v in row["verdicts"]],
+            "num_tokens": row["completion_tokens"],
+            "pass_rate": rates.get(row["prompt_id"]),
+        }
+        for row in rows
+    ]
 
 
 def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
@@ -381,7 +397,10 @@ def _finish(bucket_paths: list[Path], data: Path, rng: random.Random, report: Ex
 
 
 def export(
-    engine: Engine, shard_root: Path, options: ExportOptions, on_progress: Callable[[int], None] | None = None
+    engine: Engine,
+    store: ShardStore,
+    options: ExportOptions,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
     """Write the dataset folder (``data/`` shards and a ``README.md`` card); returns the counts."""
     from service.card import render_card
@@ -393,7 +412,7 @@ def export(
     job_views = [jobs.get_job(engine, job_id) for job_id in options.jobs]  # JobNotFound for a bad id
     report, rng = ExportReport(), random.Random(options.seed)
     decontaminator = Decontaminator(_eval_texts(options.decontaminate), options.ngram)
-    chosen = _choose(engine, shard_root, options, [job.spec["n"] for job in job_views], report)
+    chosen = _choose(engine, store, options, [job.spec["n"] for job in job_views], report)
     share = Fraction(options.reasoning_share).limit_denominator(1000)
     work, data = options.output / ".export-tmp", options.output / "data"
     work.mkdir(parents=True)
@@ -401,7 +420,7 @@ def export(
     expected = report.kept_per_prompt + round(report.kept_per_prompt * (1 - share) / share)
     buckets = _Buckets(work, max(1, math.ceil(expected / options.shard_rows)), rng, options.test_size)
     rows_filter = _Filter(decontaminator)
-    for batch in _reasoning_batches(engine, shard_root, options, chosen):
+    for batch in _reasoning_batches(engine, store, options, chosen):
         keep, contaminated, duplicates = rows_filter.keep(batch, by_prompt=options.keep_per_prompt == 1)
         before = report.reasoning
         for row in itertools.compress(batch, keep):

@@ -64,7 +64,7 @@ def _run(
             conn.execute(update(Export).where(Export.id == export_id).values(rows_written=rows))
 
     try:
-        report = export(engine, settings.shard_root, options, progress)
+        report = export(engine, settings.shard_store, options, progress)
         if request.push_to_hub:
             push_to_hub(options.output, request.push_to_hub, token, private=request.private)
         values = {

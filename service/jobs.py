@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, insert, select, update
@@ -26,6 +25,7 @@ from service.schemas import (
     TaskCounts,
     VerifierStats,
 )
+from service.storage import ShardStore
 
 FAILED_TASKS_SHOWN = 20
 
@@ -300,7 +300,7 @@ def list_jobs(engine: Engine, limit: int = 100) -> list[JobSummary]:
     ]
 
 
-def list_shards(engine: Engine, job_id: str, root: Path) -> list[ShardOut]:
+def list_shards(engine: Engine, job_id: str, store: ShardStore) -> list[ShardOut]:
     """The job's shards as the database records them (never by globbing a folder)."""
     with reading(engine) as conn:
         job_row(conn, job_id)
@@ -310,7 +310,7 @@ def list_shards(engine: Engine, job_id: str, root: Path) -> list[ShardOut]:
             id=s.id,
             kind=s.kind,
             path=s.path,
-            location=str(root / s.path),
+            location=store.url(s.path),
             num_rows=s.num_rows,
             num_bytes=s.num_bytes,
         )

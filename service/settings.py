@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from service.storage import ShardStore
 
 DEFAULT_DATA_DIR = Path("tracemill-data")
 DEFAULT_LEASE_SECONDS = 60.0
@@ -25,8 +29,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = Field(default="", description="SQLAlchemy URL; SQLite under data_dir when empty.")
-    shard_dir: Path | None = Field(
-        default=None, description="Where Parquet shards go; data_dir/shards when empty."
+    shard_dir: str | None = Field(
+        default=None,
+        description="Where Parquet shards go: a directory, or an fsspec URL such as s3://bucket/shards "
+        "(with the store's fsspec package installed); data_dir/shards when empty.",
     )
     host: str = "127.0.0.1"
     port: int = 8420
@@ -54,15 +60,17 @@ class Settings(BaseSettings):
     def _fill_paths(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'tracemill.db').resolve()}"
-        if self.shard_dir is None:
-            self.shard_dir = self.data_dir / "shards"
+        if not self.shard_dir:
+            self.shard_dir = str(self.data_dir / "shards")
         return self
 
     @property
-    def shard_root(self) -> Path:
-        """The shard directory, resolved (never None after validation)."""
+    def shard_store(self) -> ShardStore:
+        """The shard directory or URL, as the store that reads and writes it."""
+        from service.storage import ShardStore
+
         assert self.shard_dir is not None
-        return self.shard_dir.resolve()
+        return ShardStore(self.shard_dir)
 
 
 def read_environment_variable(name: str) -> str | None:

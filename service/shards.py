@@ -1,26 +1,23 @@
 """Parquet shards: committed samples, written atomically and recorded in the database.
 
-A shard is all or nothing: it is written under a temporary name, fsynced and renamed, and it counts
-only once the database records it together with its samples, in one transaction that also checks no
-other flusher took any of them. A crash leaves at most an unrecorded file, which ``remove_orphans``
-deletes; readers list shards from the database, never by globbing a folder.
+A shard is all or nothing: its file is written whole (``service/storage.py``: locally under a temporary
+name, fsynced and renamed; on an fsspec URL in one upload), and it counts only once the database
+records it together with its samples, in one transaction that also checks no other flusher took any of
+them. A crash leaves at most an unrecorded file, which ``remove_orphans`` deletes; readers list shards
+from the database, never by listing the store.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import Engine, func, insert, select, update
 
 from service.db import reading, utcnow, writing
@@ -28,12 +25,11 @@ from service.errors import ShardWriteError
 from service.models import Job, Sample, Shard, Task
 from service.prompts import conversation
 from service.samples import ID_CHUNK, verdicts_by_sample, with_prompt
+from service.storage import ShardStore
 
 log = logging.getLogger(__name__)
 
-TMP_SUFFIX = ".tmp"
 ORPHAN_GRACE_S = 300.0
-ROW_GROUP_ROWS = 1_024  # readers (export) decode a row group at a time: small groups keep them light
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _VERDICT = pa.struct(
@@ -115,33 +111,12 @@ def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[
     ]
 
 
-def write_atomically(table: pa.Table, path: Path) -> int:
-    """Write ``table`` to ``path`` via a temporary file, fsync and rename; returns its size."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise ShardWriteError(f"could not write shard {path}: {exc}") from exc
-    return path.stat().st_size
-
-
-def _write_shard(engine: Engine, root: Path, job_id: str, kind: str, rows: list[dict[str, Any]]) -> None:
+def _write_shard(
+    engine: Engine, store: ShardStore, job_id: str, kind: str, rows: list[dict[str, Any]]
+) -> None:
     first = rows[0]["sample_id"]
     relative = f"{job_id}/{kind}/part-{first:012d}-{secrets.token_hex(3)}.parquet"
-    path = root / relative
-    size = write_atomically(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    size = store.write(relative, pa.Table.from_pylist(rows, schema=SCHEMA))
     ids = [r["sample_id"] for r in rows]
     try:
         with writing(engine) as conn:
@@ -167,13 +142,13 @@ def _write_shard(engine: Engine, root: Path, job_id: str, kind: str, rows: list[
             if marked != len(ids):  # another flusher took some: roll back, ours never counted
                 raise ShardWriteError(f"{len(ids) - marked} samples were already in another shard")
     except BaseException:
-        path.unlink(missing_ok=True)
+        store.delete(relative)
         raise
 
 
 def flush_job(
     engine: Engine,
-    root: Path,
+    store: ShardStore,
     job_id: str,
     *,
     shard_rows: int,
@@ -202,7 +177,7 @@ def flush_job(
             rows = _rows(engine, job_id, accepted, shard_rows)
             if len(rows) < least:  # another flusher took some
                 break
-            _write_shard(engine, root, job_id, kind, rows)
+            _write_shard(engine, store, job_id, kind, rows)
             shards += 1
             rows_written += len(rows)
             pending -= len(rows)
@@ -220,7 +195,9 @@ def _pending(engine: Engine, job_id: str, accepted: bool) -> tuple[int, datetime
     return int(count), oldest
 
 
-def flush_all(engine: Engine, root: Path, *, shard_rows: int, max_age_s: float | None = None) -> FlushResult:
+def flush_all(
+    engine: Engine, store: ShardStore, *, shard_rows: int, max_age_s: float | None = None
+) -> FlushResult:
     """One flusher pass: write shards for every active job; mark finished jobs done once flushed."""
     with reading(engine) as conn:
         jobs = conn.execute(
@@ -246,7 +223,7 @@ def flush_all(engine: Engine, root: Path, *, shard_rows: int, max_age_s: float |
             draining = active == unfinished.get("running", 0)
             result = flush_job(
                 engine,
-                root,
+                store,
                 job_id,
                 shard_rows=shard_rows,
                 final=active == 0,
@@ -272,24 +249,20 @@ def _mark_done(engine: Engine, job_id: str) -> None:
             )
 
 
-def remove_orphans(engine: Engine, root: Path, grace_s: float = ORPHAN_GRACE_S) -> list[Path]:
-    """Delete files under ``root`` that no shard row records (a crash's leftovers).
+def remove_orphans(engine: Engine, store: ShardStore, grace_s: float = ORPHAN_GRACE_S) -> list[str]:
+    """Delete files in the store that no shard row records (a crash's leftovers); returns them.
 
-    Only files older than ``grace_s`` go, so a flusher elsewhere that has renamed its file but not
-    yet committed it keeps it.
+    Only files older than ``grace_s`` go, so a flusher elsewhere that has written its file but not
+    yet committed it keeps it; a file whose store keeps no modification time is left alone.
     """
-    if not root.exists():
-        return []
     with reading(engine) as conn:
         recorded = set(conn.execute(select(Shard.path)).scalars())
     cutoff = time.time() - grace_s
     removed = []
-    for path in root.rglob("*"):
-        if not path.is_file() or path.relative_to(root).as_posix() in recorded:
-            continue
-        if path.stat().st_mtime <= cutoff:
-            path.unlink(missing_ok=True)
-            removed.append(path)
+    for relative, mtime in list(store.files()):
+        if relative not in recorded and mtime is not None and mtime <= cutoff:
+            store.delete(relative)
+            removed.append(relative)
     if removed:
         log.warning("removed %d shard files the database does not record", len(removed))
     return removed

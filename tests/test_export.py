@@ -15,6 +15,7 @@ from service.errors import InvalidJob
 from service.export import ExportOptions, export
 from service.queue import NewSample, NewVerdict
 from service.schemas import JobIn
+from service.storage import ShardStore
 
 PROMPTS = 40
 N = 3
@@ -54,7 +55,7 @@ def _job_with_shards(engine: Engine, root: Path) -> str:
             for k in range(N)
         ]
         queue.finish(engine, task, "w", samples, prompt_tokens=5)
-    shards.flush_all(engine, root, shard_rows=25)
+    shards.flush_all(engine, ShardStore(root), shard_rows=25)
     return job_id
 
 
@@ -78,7 +79,7 @@ def test_export_loads_with_datasets_and_the_card_matches(engine: Engine, tmp_pat
     out = tmp_path / "export"
     report = export(
         engine,
-        tmp_path / "shards",
+        ShardStore(tmp_path / "shards"),
         ExportOptions(
             jobs=(job_id,),
             output=out,
@@ -127,7 +128,7 @@ def test_short_general_data_is_reported(engine: Engine, tmp_path: Path) -> None:
     job_id = _job_with_shards(engine, tmp_path / "shards")
     report = export(
         engine,
-        tmp_path / "shards",
+        ShardStore(tmp_path / "shards"),
         ExportOptions(jobs=(job_id,), output=tmp_path / "out", general=(_general(tmp_path / "g.jsonl", 3),)),
     )
     assert report.general == 3 and "ran short" in report.note
@@ -138,7 +139,7 @@ def test_answer_tag_template_and_several_per_prompt(engine: Engine, tmp_path: Pa
     job_id = _job_with_shards(engine, tmp_path / "shards")
     report = export(
         engine,
-        tmp_path / "shards",
+        ShardStore(tmp_path / "shards"),
         ExportOptions(
             jobs=(job_id,),
             output=tmp_path / "out",
@@ -157,4 +158,4 @@ def test_refuses_a_non_empty_output(engine: Engine, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
     with pytest.raises(InvalidJob, match="not empty"):
-        export(engine, tmp_path, ExportOptions(jobs=(), output=tmp_path / "out"))
+        export(engine, ShardStore(tmp_path), ExportOptions(jobs=(), output=tmp_path / "out"))

@@ -15,6 +15,7 @@ from service.errors import ShardWriteError
 from service.models import Job, Sample, Shard, Task
 from service.queue import NewSample, NewVerdict
 from service.schemas import JobIn
+from service.storage import ShardStore
 
 
 def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
@@ -50,9 +51,9 @@ def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
 
 def test_flush_writes_recorded_shards_holding_every_sample_once(engine: Engine, tmp_path: Path) -> None:
     job_id = _finished_job(engine)
-    result = shards.flush_all(engine, tmp_path, shard_rows=5)
+    result = shards.flush_all(engine, ShardStore(tmp_path), shard_rows=5)
     assert result.rows == 12
-    listed = jobs.list_shards(engine, job_id, tmp_path)
+    listed = jobs.list_shards(engine, job_id, ShardStore(tmp_path))
     assert sorted((s.kind, s.num_rows) for s in listed) == [("accepted", 3), ("accepted", 5), ("rejected", 4)]
     tables = [pq.read_table(tmp_path / s.path) for s in listed]
     assert [t.num_rows for t in tables] == [s.num_rows for s in listed]
@@ -69,13 +70,13 @@ def test_flush_writes_recorded_shards_holding_every_sample_once(engine: Engine, 
             ).scalar_one()
             == 0
         )
-    assert shards.flush_all(engine, tmp_path, shard_rows=5).rows == 0  # nothing is written twice
+    assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=5).rows == 0  # nothing is written twice
 
 
 def test_partial_shards_wait_until_the_job_is_final(engine: Engine, tmp_path: Path) -> None:
     job_id = _finished_job(engine)
-    assert shards.flush_job(engine, tmp_path, job_id, shard_rows=100, final=False).rows == 0
-    assert shards.flush_job(engine, tmp_path, job_id, shard_rows=100, final=True).rows == 12
+    assert shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=False).rows == 0
+    assert shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=True).rows == 12
 
 
 def test_a_racing_flusher_loses_cleanly(
@@ -106,23 +107,26 @@ def test_a_racing_flusher_loses_cleanly(
 
     monkeypatch.setattr(shards, "_rows", rows_then_race)
     with pytest.raises(ShardWriteError, match="already in another shard"):
-        shards.flush_job(engine, tmp_path, job_id, shard_rows=100, final=True)
+        shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=True)
     assert not list(tmp_path.rglob("*.parquet"))
 
 
 def test_orphans_and_temporary_files_are_removed(engine: Engine, tmp_path: Path) -> None:
     job_id = _finished_job(engine)
-    shards.flush_all(engine, tmp_path, shard_rows=100)
-    recorded = {tmp_path / s.path for s in jobs.list_shards(engine, job_id, tmp_path)}
+    shards.flush_all(engine, ShardStore(tmp_path), shard_rows=100)
+    recorded = {tmp_path / s.path for s in jobs.list_shards(engine, job_id, ShardStore(tmp_path))}
     orphan = tmp_path / job_id / "accepted" / "part-999.parquet"
     temporary = tmp_path / job_id / "accepted" / ".part-1000.parquet.abcd.tmp"
     orphan.write_bytes(b"half a shard")
     temporary.write_bytes(b"half a shard")
-    assert shards.remove_orphans(engine, tmp_path, grace_s=60) == []  # too fresh: maybe in flight elsewhere
+    assert (
+        shards.remove_orphans(engine, ShardStore(tmp_path), grace_s=60) == []
+    )  # too fresh: maybe in flight elsewhere
     old = os.stat(orphan).st_mtime - 120
     os.utime(orphan, (old, old))
     os.utime(temporary, (old, old))
-    assert set(shards.remove_orphans(engine, tmp_path, grace_s=60)) == {orphan, temporary}
+    removed = shards.remove_orphans(engine, ShardStore(tmp_path), grace_s=60)
+    assert {tmp_path / relative for relative in removed} == {orphan, temporary}
     assert set(tmp_path.rglob("*.parquet")) == recorded
 
 
@@ -132,7 +136,7 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a folder should be")
     with pytest.raises(ShardWriteError):
-        shards.write_atomically(pa.table({"x": [1]}), blocked / "part.parquet")
+        ShardStore(tmp_path).write("blocked/part.parquet", pa.table({"x": [1]}))
     assert [p.name for p in tmp_path.iterdir()] == ["blocked"]
 
 
@@ -155,10 +159,12 @@ def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine,
         ]
         queue.finish(engine, task, "w", samples, prompt_tokens=4)
     nothing = shards.FlushResult(0, 0)
-    assert shards.flush_all(engine, tmp_path, shard_rows=20, max_age_s=3600) == nothing  # work still queued
+    assert (
+        shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20, max_age_s=3600) == nothing
+    )  # work still queued
     queue.claim(engine, "w", 1, 30, max_attempts=3)  # every unfinished task running: draining
-    assert shards.flush_all(engine, tmp_path, shard_rows=20) == shards.FlushResult(2, 9)
-    assert shards.flush_all(engine, tmp_path, shard_rows=20) == nothing
+    assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20) == shards.FlushResult(2, 9)
+    assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20) == nothing
     with engine.connect() as conn:
         assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "running"
 
@@ -169,7 +175,9 @@ def test_samples_that_waited_long_enough_are_written_early(engine: Engine, tmp_p
         conn.execute(update(Job).where(Job.id == job_id).values(status="running"))
         conn.execute(update(Task).where(Task.prompt_id == "p3").values(status="queued"))
     nothing = shards.FlushResult(0, 0)
-    assert shards.flush_all(engine, tmp_path, shard_rows=40, max_age_s=3600) == nothing
-    assert shards.flush_all(engine, tmp_path, shard_rows=40, max_age_s=1e-6) == shards.FlushResult(2, 12)
+    assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=40, max_age_s=3600) == nothing
+    assert shards.flush_all(
+        engine, ShardStore(tmp_path), shard_rows=40, max_age_s=1e-6
+    ) == shards.FlushResult(2, 12)
     with engine.connect() as conn:
         assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "running"

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from service.export import ExportOptions, export
+from service.storage import ShardStore
 from tests.test_export import _general, _job_with_shards
 
 trl_data = pytest.importorskip("trl.data_utils", reason="the trl extra is not installed")
@@ -40,7 +41,7 @@ def test_trl_chat_template_step_accepts_every_exported_row(engine: Engine, tmp_p
     job_id = _job_with_shards(engine, tmp_path / "shards")
     export(
         engine,
-        tmp_path / "shards",
+        ShardStore(tmp_path / "shards"),
         ExportOptions(jobs=(job_id,), output=tmp_path / "out", general=(_general(tmp_path / "g.jsonl", 50),)),
     )
     dataset = datasets.load_dataset("parquet", data_dir=str(tmp_path / "out" / "data"), split="train")

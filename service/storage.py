@@ -1,0 +1,130 @@
+"""Where shard files live: a local directory, or any filesystem fsspec reaches by URL (``s3://``,
+``gs://``, ``az://``, ``memory://``…), with the same all-or-nothing promise.
+
+What makes a shard count is its row in the database, written only after the file is complete, so a
+reader never meets a partial shard whatever the store. Locally the file is also written under a
+temporary name, fsynced and renamed, so not even a partial file appears. On an fsspec URL the file is
+uploaded in one ``pipe_file`` call: object stores make an object visible only once it is whole; on
+stores where a write can be seen half done (SFTP, WebDAV), a crash can leave a partial file, which no
+shard row records and start-up removes like any other orphan. The store's packages (``s3fs``, ``gcsfs``,
+``adlfs``) are the user's to install; fsspec says which one a URL needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from service.errors import ShardWriteError
+
+TMP_SUFFIX = ".tmp"
+ROW_GROUP_ROWS = 1_024  # readers (export) decode a row group at a time: small groups keep them light
+
+
+class ShardStore:
+    """Shard files under one root; paths given and returned are relative to it, '/'-separated."""
+
+    def __init__(self, location: str | Path) -> None:
+        text = str(location)
+        self.fs: Any = None
+        self.local: Path | None = None
+        if "://" in text and not text.startswith("file://"):
+            self.fs, root = fsspec.core.url_to_fs(text)
+            self.root = root.rstrip("/")
+        else:
+            self.local = Path(text.removeprefix("file://")).resolve()
+            self.root = str(self.local)
+
+    def url(self, relative: str) -> str:
+        """Where a shard is, as a local path or a URL a reader can open (pyarrow, datasets, fsspec)."""
+        if self.local is not None:
+            return str(self.local / relative)
+        return str(self.fs.unstrip_protocol(f"{self.root}/{relative}"))
+
+    def write(self, relative: str, table: pa.Table) -> int:
+        """Write a Parquet file all at once; returns its size in bytes."""
+        try:
+            if self.local is not None:
+                return _write_local(table, self.local / relative)
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+            data = sink.getvalue().to_pybytes()
+            self.fs.pipe_file(f"{self.root}/{relative}", data)
+            return len(data)
+        except OSError as exc:
+            raise ShardWriteError(f"could not write shard {self.url(relative)}: {exc}") from exc
+
+    def delete(self, relative: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self.local is not None:
+                (self.local / relative).unlink()
+            else:
+                self.fs.rm_file(f"{self.root}/{relative}")
+
+    @contextlib.contextmanager
+    def open(self, relative: str) -> Iterator[str | IO[bytes]]:
+        """What pyarrow reads a shard from: the path itself locally (memory-mapped), else a file."""
+        if self.local is not None:
+            yield str(self.local / relative)
+            return
+        with self.fs.open(f"{self.root}/{relative}", "rb") as handle:
+            yield handle
+
+    def files(self) -> Iterator[tuple[str, float | None]]:
+        """Every file under the root with its modification time (None where the store keeps none)."""
+        if self.local is not None:
+            if self.local.exists():
+                for path in self.local.rglob("*"):
+                    if path.is_file():
+                        yield path.relative_to(self.local).as_posix(), path.stat().st_mtime
+            return
+        if not self.fs.exists(self.root):
+            return
+        for path, info in self.fs.find(self.root, detail=True).items():
+            yield path[len(self.root) + 1 :], _mtime(info)
+
+
+def _write_local(table: pa.Table, path: Path) -> int:
+    """Via a temporary file, fsync and rename, then fsync the directory; returns the size."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    """fsspec backends name it differently: ``mtime`` (local, SFTP), ``LastModified`` (S3),
+    ``created`` (memory), ``updated`` (GCS)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
