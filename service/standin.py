@@ -5,7 +5,9 @@ It speaks vLLM's protocol (``/v1/models``, ``/v1/chat/completions``, ``/v1/compl
 ``<think>…</think>`` reasoning. When the prompt holds an arithmetic expression it works it out and
 answers right in ``correct_share`` of the samples; the rest are wrong, malformed, over-long or
 language-mixed, so that every verifier has something real to accept and reject. The same request with
-the same seed always gets the same answer. Faults (429, 503, hangs) can be injected at set rates.
+the same seed always gets the same answer. Faults (429, 503, hangs) can be injected at set rates, and
+``POST /tracemill/engine {"alive": false}`` makes it act as a vLLM server whose engine has died: 503 on
+``/health``, 500 ``EngineDeadError`` on every completion request.
 
 Timing follows a continuous-batching engine (``service/batching.py``): ``max_num_seqs`` sequences at
 once, a time to first token, a per-token step that slows as the batch fills. With ``length_median``
@@ -64,19 +66,27 @@ class Standin:
             EngineModel(config.max_num_seqs, config.ttft_s, config.token_delay_s, config.batch_slowdown)
         )
         self.intervals: list[tuple[float, float]] = []  # (arrival, reply) of each completion request
+        self.engine_alive = True
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.add_routes(
             [
                 web.get("/health", self.health),
                 web.get("/v1/models", self.models),
                 web.get("/tracemill/stats", self.stats),
+                web.post("/tracemill/engine", self.set_engine),
                 web.post("/v1/chat/completions", self.chat),
                 web.post("/v1/completions", self.completions),
             ]
         )
 
     async def health(self, _request: web.Request) -> web.Response:
-        return web.Response(text="")
+        return web.Response(text="", status=200 if self.engine_alive else 503)
+
+    async def set_engine(self, request: web.Request) -> web.Response:
+        """Not OpenAI's: kill or revive the pretend engine, to test how clients notice a dead one."""
+        body = await request.json()
+        self.engine_alive = bool(body.get("alive", True))
+        return web.json_response({"alive": self.engine_alive})
 
     async def stats(self, request: web.Request) -> web.Response:
         """Not OpenAI's: when each completion request arrived and was answered, for load benchmarks.
@@ -160,6 +170,9 @@ class Standin:
         choice_of: Callable[[int, str, str], dict[str, Any]],
     ) -> web.Response:
         """The steps both endpoints share: faults, validation, generation, the envelope."""
+        if not self.engine_alive:
+            message = "EngineCore encountered an issue. See stack trace (above) for the root cause."
+            return _error(500, message, "EngineDeadError")
         fault = await self._fault()
         if fault is not None:
             return fault

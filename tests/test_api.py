@@ -72,6 +72,19 @@ BAD_INPUT = [
     ("early stop above n", _with("stop_after_accepted", 99), "stop_after_accepted"),
     ("early stop of 0", _with("stop_after_accepted", 0), "stop_after_accepted"),
     ("bad env var name", _with("teacher.api_key_env", "sk-secret-123"), "teacher.api_key_env"),
+    ("no URL for a server", _with("teacher.base_url", _DELETE), "teacher.base_url"),
+    ("unknown teacher kind", _with("teacher.kind", "ollama"), "teacher.kind"),
+    ("engine for a server", _with("teacher.engine", {"tensor_parallel_size": 2}), "teacher.engine"),
+    (
+        "a URL for the in-process engine",
+        _with("teacher.kind", "vllm-engine"),
+        "teacher.base_url",
+    ),
+    (
+        "zero-way tensor parallel",
+        _with("teacher", {"kind": "vllm-engine", "model": "m", "engine": {"tensor_parallel_size": 0}}),
+        "teacher.engine.tensor_parallel_size",
+    ),
     (
         "prompt and messages",
         _with("prompts.0.messages", [{"role": "user", "content": "x"}]),

@@ -99,3 +99,20 @@ def test_filters_stay_in_the_links(client: TestClient) -> None:
     assert all("status=rejected&amp;reason=format%3Amissing_think&amp;q=text" in link for link in links)
     sample = client.get(links[1].replace("&amp;", "&")).text
     assert 'rel="prev"' in sample and 'rel="next"' in sample
+
+
+def test_a_job_on_the_in_process_engine_shows_its_engine_settings(client: TestClient) -> None:
+    created = client.post(
+        "/v1/jobs",
+        json={
+            "teacher": {
+                "kind": "vllm-engine",
+                "model": "/models/r1-distill",
+                "engine": {"tensor_parallel_size": 2, "options": {"max_model_len": 8192}},
+            },
+            "prompts": [{"id": "p0", "prompt": "Compute 1 + 1."}],
+        },
+    ).json()
+    page = client.get(f"/ui/jobs/{created['id']}").text
+    assert "/models/r1-distill" in page and "engine inside each worker" in page
+    assert "tensor parallel 2" in page and "max_model_len" in page

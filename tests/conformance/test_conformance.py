@@ -1,0 +1,85 @@
+"""The teacher conformance suite: every kind of teacher gives the worker the same things.
+
+Same request, same fields; ``n`` honoured; a seed reproduces the samples; ``max_tokens`` truncation is
+finish reason ``length``; usage counts; overload (429, 503) retried; a dead engine noticed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from service.errors import TeacherUnavailable
+from tests.conformance.conftest import TeacherUnderTest
+from tests.fault_proxy import FaultProxy
+from workers.reasoning import split_completion
+from workers.teacher import TeacherEndpoint
+
+QUESTION = [{"role": "user", "content": "Compute 6 * 7. Think first, then give the answer."}]
+SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 48}
+DEAD_NOTICED_WITHIN_S = 60.0
+
+
+def test_n_choices_in_order_with_the_same_fields(teacher: TeacherUnderTest) -> None:
+    result = teacher.chat(QUESTION, {**SAMPLING, "seed": 11}, n=3)
+    assert [c.index for c in result.choices] == [0, 1, 2]
+    for choice in result.choices:
+        assert choice.finish_reason in ("stop", "length")
+        assert (choice.content or choice.reasoning or "").strip()
+        assert split_completion(choice.content, choice.reasoning).completion.strip()
+    assert result.prompt_tokens > 0
+    assert result.completion_tokens >= 3
+
+
+def test_a_seed_reproduces_the_samples(teacher: TeacherUnderTest) -> None:
+    first = teacher.chat(QUESTION, {**SAMPLING, "seed": 5}, n=4)
+    again = teacher.chat(QUESTION, {**SAMPLING, "seed": 5}, n=4)
+    other = teacher.chat(QUESTION, {**SAMPLING, "seed": 6}, n=4)
+    assert [c.content for c in again.choices] == [c.content for c in first.choices]
+    assert again.completion_tokens == first.completion_tokens
+    assert [c.content for c in other.choices] != [c.content for c in first.choices]
+
+
+def test_max_tokens_cuts_with_finish_reason_length_and_counts_them(teacher: TeacherUnderTest) -> None:
+    result = teacher.chat(QUESTION, {**SAMPLING, "seed": 3, "max_tokens": 4}, n=2)
+    assert [c.finish_reason for c in result.choices] == ["length", "length"]
+    assert result.completion_tokens == 2 * 4
+
+
+def test_usage_counts_the_prompt(teacher: TeacherUnderTest) -> None:
+    short = teacher.chat(QUESTION, {**SAMPLING, "seed": 1, "max_tokens": 4}, n=1)
+    longer = [{"role": "user", "content": QUESTION[0]["content"] + " Explain every step in detail." * 8}]
+    long = teacher.chat(longer, {**SAMPLING, "seed": 1, "max_tokens": 4}, n=1)
+    assert long.prompt_tokens > short.prompt_tokens + 16
+
+
+def test_overload_and_busy_answers_are_retried(teacher: TeacherUnderTest) -> None:
+    if teacher.http_base is None:
+        pytest.skip("the in-process engine has no HTTP between: it queues, it never answers 429 or 503")
+    assert isinstance(teacher.target, TeacherEndpoint)
+    proxy = FaultProxy(teacher.http_base, [429, 503, 429, 503])
+    base = teacher.loop.run(proxy.start())
+    try:
+        result = teacher.chat_via(TeacherEndpoint((base,), teacher.target.model, max_retries=6), QUESTION, 2)
+    finally:
+        teacher.loop.run(proxy.close())
+    assert len(result.choices) == 2
+    assert (proxy.faulted, proxy.passed) == (4, 1)
+
+
+@pytest.mark.kills_teacher
+def test_a_dead_engine_is_noticed(teacher: TeacherUnderTest) -> None:
+    teacher.chat(QUESTION, {**SAMPLING, "seed": 2, "max_tokens": 4}, n=1)  # it was alive
+    teacher.kill()
+    started = time.monotonic()
+    with pytest.raises(TeacherUnavailable) as raised:
+        while time.monotonic() - started < DEAD_NOTICED_WITHIN_S:  # vLLM takes a moment to notice
+            teacher.chat(QUESTION, {**SAMPLING, "seed": 2, "max_tokens": 4}, n=1)
+            time.sleep(0.5)
+    assert time.monotonic() - started < DEAD_NOTICED_WITHIN_S
+    if teacher.http_base is not None:
+        # A server whose /health fails is not taken back: a job paused for it stays paused.
+        assert not teacher.reachable()
+    else:
+        assert "died" in str(raised.value)

@@ -1,0 +1,119 @@
+"""A 50-prompt job end to end through ``tracemill serve`` and ``tracemill worker`` on a real vLLM:
+once over its OpenAI server, once with the engine inside the worker. SmolLM2-135M is tiny, so few
+samples pass the verifiers; what is checked is the path: every task done, every sample in a shard."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from service.client import ApiClient
+from service.demo import bundled_prompts
+from service.procs import free_port, spawn, stop, wait_http
+from service.smollm2 import SERVED_NAME
+from service.vllm_server import LOCAL_ENGINE_OPTIONS
+
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
+
+PROMPTS = 50
+N = 2
+JOB_TIMEOUT_S = 900.0
+ENGINE_READY_TIMEOUT_S = 600.0
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    env = {
+        "TRACEMILL_DATA_DIR": str(tmp_path),
+        "TRACEMILL_FLUSH_INTERVAL": "0.5",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+    }
+    port = free_port()
+    process = spawn(["serve", "--port", str(port)], tmp_path / "api.log", env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/health", process, tmp_path / "api.log")
+        yield f"http://127.0.0.1:{port}", tmp_path, env
+    finally:
+        stop([process])
+
+
+def _run_job(api: tuple[str, Path, dict[str, str]], teacher: dict[str, Any]) -> dict[str, Any]:
+    url, data_dir, env = api
+    worker = spawn(["worker", "--verifier-processes", "1"], data_dir / "worker.log", env)
+    client = ApiClient(url)
+    try:
+        created = client.create_job(
+            {
+                "name": f"real vLLM, {teacher.get('kind', 'openai')}",
+                "teacher": teacher,
+                "n": N,
+                "prompts": bundled_prompts()[:PROMPTS],
+                "sampling": {"seed": 7, "max_tokens": 128},
+                "verifiers": [{"name": v} for v in ("format", "math", "langmix", "length")],
+            }
+        )
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while (job := client.job(created["id"]))["status"] != "done":
+            assert job["status"] in ("queued", "running"), job
+            assert worker.poll() is None, (data_dir / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, f"not done in {JOB_TIMEOUT_S:.0f} s: {job}"
+            time.sleep(1)
+        time.sleep(1.5)  # the API's flusher writes the last shard rows
+        job = client.job(created["id"])
+        job["shards"] = client.shards(created["id"])
+        return job
+    finally:
+        client.close()
+        stop([worker], timeout_s=60)
+
+
+def _check_and_report(job: dict[str, Any], label: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert job["tasks"]["done"] == PROMPTS and job["tasks"]["failed"] == 0
+    samples = job["samples"]
+    assert samples["total"] == PROMPTS * N
+    rows = sum(pq.read_metadata(shard["location"]).num_rows for shard in job["shards"])
+    assert rows == PROMPTS * N
+    seconds = (
+        _time(job["finished_at"]) - _time(job["started_at"])
+        if job.get("finished_at") and job.get("started_at")
+        else float("nan")
+    )
+    with capsys.disabled():
+        print(
+            f"\n{label}: {PROMPTS} prompts x {N} in {seconds:.1f} s = "
+            f"{samples['total'] / seconds:.2f} samples/s, "
+            f"{job['tokens']['completion'] / seconds:.0f} output tokens/s; "
+            f"accepted {samples['accepted']}, rejected {samples['rejected']}"
+        )
+
+
+def _time(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def test_a_job_on_the_vllm_server(
+    api: tuple[str, Path, dict[str, str]], vllm_server: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _run_job(api, {"base_url": vllm_server[0], "model": SERVED_NAME})
+    _check_and_report(job, "vLLM OpenAI server", capsys)
+
+
+def test_a_job_on_the_in_process_engine(
+    api: tuple[str, Path, dict[str, str]], smollm2_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teacher = {
+        "kind": "vllm-engine",
+        "model": str(smollm2_dir),
+        "engine": {"options": LOCAL_ENGINE_OPTIONS},
+    }
+    job = _run_job(api, teacher)
+    _check_and_report(job, "vLLM in-process engine", capsys)
+    assert httpx.get(f"{api[0]}/ui/jobs/{job['id']}").status_code == 200  # the job page shows the kind
