@@ -51,6 +51,7 @@ CLEAN_ENV = {
     "PYTHONHASHSEED": "0",
 }
 KILL_GRACE_S = 1.0
+CPU_SLACK_S = 0.05
 
 Isolation = Literal["namespaces+uid", "user-namespaces", "rlimits"]
 Status = Literal["ok", "exit", "timeout", "memory", "output_limit", "signal"]
@@ -227,7 +228,7 @@ def _classify(
     """What ended the run. Time is judged by the clock and the CPU seconds the tree used, not by the
     signal seen, since the ``unshare`` wrapper reports its child's death in its own way."""
     sig = -code if code is not None and code < 0 else None
-    if out_of_time:
+    if out_of_time or sig == signal.SIGXCPU or code == 128 + signal.SIGXCPU:  # killed at RLIMIT_CPU
         return "timeout", sig
     if over_output or sig == signal.SIGXFSZ or code == 128 + signal.SIGXFSZ or "File too large" in stderr:
         return "output_limit", sig
@@ -316,7 +317,9 @@ def run(argv: Sequence[str], workdir: Path, stdin: bytes = b"", limits: Limits =
                     _kill_uid(use_uid)
                 _reap()
         wall = time.monotonic() - start
-        out_of_time = timed_out or _children_cpu() - cpu_before >= limits.cpu_s
+        # The kernel stops a program at RLIMIT_CPU by its own tick accounting, which rusage can report
+        # a few milliseconds short of the limit: a run killed that close to it ran out of time.
+        out_of_time = timed_out or _children_cpu() - cpu_before >= limits.cpu_s - CPU_SLACK_S
         stdout, over = _read(io / "stdout", limits.output_bytes)
         stderr, _ = _read(io / "stderr", limits.output_bytes)
     status, sig = _classify(process.returncode, out_of_time, stderr, over)
