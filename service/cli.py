@@ -274,6 +274,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 "license": args.license,
                 "push_to_hub": args.push_to_hub,
                 "private": not args.public,
+                "soft_labels": args.soft_labels,
+                "student_tokenizer": args.student_tokenizer,
             }
         )
     except ValidationError as exc:
@@ -288,6 +290,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         f"exported {sum(report.splits.values())} rows ({report.reasoning} reasoning, "
         f"{report.general} general) to {args.output}: " + ", ".join(report.files)
     )
+    if request.soft_labels:
+        print(f"soft labels for {report.soft_labeled} reasoning rows in {Path(args.output) / 'soft_labels'}")
     if report.note:
         print(report.note, file=sys.stderr)
     if args.push_to_hub:
@@ -448,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--push-to-hub", metavar="REPO_ID", help="upload the folder to this Hub dataset (HF_TOKEN)"
     )
     exp.add_argument("--public", action="store_true", help="with --push-to-hub: a public repository")
+    exp.add_argument(
+        "--soft-labels",
+        action="store_true",
+        help="also write soft_labels/ (token ids, loss mask, the teacher's top-k log-probabilities)",
+    )
+    exp.add_argument("--student-tokenizer", help="with --soft-labels: the student's tokenizer (name or path)")
     exp.set_defaults(run=cmd_export)
 
     db = sub.add_parser("db", help="migrate the database")

@@ -33,6 +33,7 @@ from service.errors import InvalidJob
 from service.keyset import KeySet
 from service.models import Shard, Task
 from service.schemas import ExportIn
+from service.soft_label_export import student_tokenizer, write_soft_labels
 from service.sources import read_rows
 from service.storage import ShardStore
 
@@ -73,6 +74,7 @@ class ExportOptions:
     ngram: int = DEFAULT_N
     shard_rows: int = DEFAULT_SHARD_ROWS
     license: str = "other"
+    student_tokenizer: str | None = None  # set: soft labels are exported too (soft_labels/)
 
     @classmethod
     def from_request(cls, request: ExportIn, output: Path) -> ExportOptions:
@@ -90,6 +92,7 @@ class ExportOptions:
             ngram=request.ngram,
             shard_rows=request.shard_rows,
             license=request.license,
+            student_tokenizer=request.student_tokenizer if request.soft_labels else None,
         )
 
 
@@ -108,6 +111,7 @@ class ExportReport:
     general: int = 0
     splits: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    soft_labeled: int = 0
     note: str = ""
 
 
@@ -242,6 +246,7 @@ def _reasoning_rows(
                 },
             ],
             "source": "reasoning",
+            "sample_id": row["sample_id"],  # not a dataset column: ties the row to its soft labels
             "job_id": row["job_id"],
             "prompt_id": row["prompt_id"],
             "teacher": row["teacher_model"],
@@ -410,6 +415,9 @@ def export(
     if options.output.exists() and any(options.output.iterdir()):
         raise InvalidJob(f"{options.output} is not empty", field="output")
     job_views = [jobs.get_job(engine, job_id) for job_id in options.jobs]  # JobNotFound for a bad id
+    tokenizer = (
+        student_tokenizer(options.student_tokenizer, job_views) if options.student_tokenizer else None
+    )  # refused before any work is done
     report, rng = ExportReport(), random.Random(options.seed)
     decontaminator = Decontaminator(_eval_texts(options.decontaminate), options.ngram)
     chosen = _choose(engine, store, options, [job.spec["n"] for job in job_views], report)
@@ -420,12 +428,15 @@ def export(
     expected = report.kept_per_prompt + round(report.kept_per_prompt * (1 - share) / share)
     buckets = _Buckets(work, max(1, math.ceil(expected / options.shard_rows)), rng, options.test_size)
     rows_filter = _Filter(decontaminator)
+    kept_ids: list[int] = []
     for batch in _reasoning_batches(engine, store, options, chosen):
         keep, contaminated, duplicates = rows_filter.keep(batch, by_prompt=options.keep_per_prompt == 1)
         before = report.reasoning
         for row in itertools.compress(batch, keep):
             buckets.add(row)
             report.reasoning += 1
+            if tokenizer is not None:
+                kept_ids.append(row["sample_id"])
         report.reasoning_contaminated += contaminated
         report.reasoning_duplicates += duplicates
         if on_progress is not None and report.reasoning // PROGRESS_EVERY > before // PROGRESS_EVERY:
@@ -448,5 +459,15 @@ def export(
         )
     _finish(buckets.close(), data, rng, report)
     shutil.rmtree(work)
+    if tokenizer is not None:
+        kept = np.sort(np.asarray(kept_ids, dtype=np.int64))
+        report.soft_labeled = write_soft_labels(
+            engine,
+            store,
+            job_ids=options.jobs,
+            kept=kept,
+            tokenizer=tokenizer,
+            folder=options.output / "soft_labels",
+        )
     (options.output / "README.md").write_text(render_card(options, report, job_views), encoding="utf-8")
     return report

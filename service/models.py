@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -109,7 +110,7 @@ class Shard(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # accepted | rejected
+    kind: Mapped[str] = mapped_column(String(16))  # accepted | rejected | softlabels
     path: Mapped[str] = mapped_column(String(500), unique=True)  # relative to the shard root
     num_rows: Mapped[int] = mapped_column(Integer)
     num_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -141,6 +142,8 @@ class Sample(Base):
     reason: Mapped[str | None] = mapped_column(String(120))  # the first rejection, for quick display
     shard_id: Mapped[int | None] = mapped_column(ForeignKey("shards.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # An accepted sample's soft labels (service/soft_labels.pack) until its shard is written.
+    soft_labels: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 
 class Verdict(Base):

@@ -136,6 +136,7 @@ class NewSample:
     finish_reason: str | None
     completion_tokens: int
     verdicts: Sequence[NewVerdict] = field(default_factory=tuple)
+    soft_labels: bytes | None = None  # packed; kept for accepted samples only
 
     @property
     def accepted(self) -> bool:
@@ -328,6 +329,7 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
                         "accepted": s.accepted,
                         "reason": s.reason,
                         "created_at": now,
+                        "soft_labels": s.soft_labels if s.accepted else None,
                     }
                 )
                 verdicts.append((task.job_id, s.verdicts))

@@ -16,6 +16,7 @@ from verifiers.registry import validate_options
 MAX_PROMPTS_PER_REQUEST = 100_000
 MAX_PROMPT_CHARS = 200_000
 MAX_SAMPLES_PER_PROMPT = 256
+MAX_TOP_LOGPROBS = 100
 ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -168,6 +169,25 @@ class SamplingIn(Strict):
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
+class SoftLabelsIn(Strict):
+    """Keep the teacher's top-k log-probabilities of every generated token of accepted samples."""
+
+    top_k: int = Field(
+        default=20,
+        ge=1,
+        le=MAX_TOP_LOGPROBS,
+        description="Log-probabilities kept per token (a vLLM server gives at most its --max-logprobs, "
+        "20 by default).",
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="The teacher's tokenizer (a Hub name or a path); the teacher model's name when empty. "
+        "An export with soft labels refuses a student tokenizer that differs.",
+    )
+
+
 class VerifierIn(Strict):
     name: str
     options: dict[str, Any] = {}
@@ -200,6 +220,11 @@ class JobIn(Strict):
         description="Early stop: once a prompt has this many accepted samples, its remaining samples are "
         "not requested (samples are then asked for in rounds of what is still missing).",
     )
+    soft_labels: SoftLabelsIn | None = Field(
+        default=None,
+        description="Off by default. When set, the teacher is asked for the top-k log-probabilities of "
+        "every token it generates; accepted samples keep them, rejected samples drop them.",
+    )
     system_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     prompt_template: str | None = Field(
         default=None,
@@ -229,6 +254,12 @@ class JobIn(Strict):
     def _stop_within_n(self) -> JobIn:
         if self.stop_after_accepted is not None and self.stop_after_accepted > self.n:
             raise ValueError("stop_after_accepted: must not exceed n")
+        return self
+
+    @model_validator(mode="after")
+    def _tokenizer_named(self) -> JobIn:
+        if self.soft_labels is not None and self.soft_labels.tokenizer is None:
+            self.soft_labels.tokenizer = self.teacher.model
         return self
 
     @model_validator(mode="after")
@@ -377,6 +408,24 @@ class ExportIn(Strict):
     license: str = Field(default="other", max_length=100)
     push_to_hub: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
     private: bool = True
+    soft_labels: bool = Field(
+        default=False,
+        description="Also write soft_labels/: per reasoning row the student's token ids of prompt and "
+        "completion, a loss mask and the teacher's top-k ids and log-probabilities.",
+    )
+    student_tokenizer: str | None = Field(
+        default=None,
+        max_length=300,
+        description="The student's tokenizer (Hub name or path); must be the jobs' teacher tokenizer.",
+    )
+
+    @model_validator(mode="after")
+    def _tokenizer_for_soft_labels(self) -> ExportIn:
+        if self.soft_labels and not self.student_tokenizer:
+            raise ValueError(
+                "student_tokenizer: required with soft_labels (the student's tokenizer name or path)"
+            )
+        return self
 
     @field_validator("general", "decontaminate")
     @classmethod

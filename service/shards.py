@@ -20,16 +20,19 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Engine, func, insert, select, update
 
+from service import soft_labels
 from service.db import reading, utcnow, writing
 from service.errors import ShardWriteError
 from service.models import Job, Sample, Shard, Task
 from service.prompts import conversation
 from service.samples import ID_CHUNK, verdicts_by_sample, with_prompt
+from service.soft_labels import SoftLabels, unpack
 from service.storage import ShardStore
 
 log = logging.getLogger(__name__)
 
 ORPHAN_GRACE_S = 300.0
+SOFT_LABELS = "softlabels"
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _VERDICT = pa.struct(
@@ -111,38 +114,62 @@ def _rows(engine: Engine, job_id: str, accepted: bool, limit: int) -> list[dict[
     ]
 
 
+def _soft_labels(engine: Engine, ids: list[int]) -> list[tuple[int, SoftLabels]]:
+    """The packed soft labels of those samples that have them (accepted samples of such jobs)."""
+    found: list[Any] = []
+    with reading(engine) as conn:
+        for start in range(0, len(ids), ID_CHUNK):
+            found += conn.execute(
+                select(Sample.id, Sample.soft_labels).where(
+                    Sample.id.in_(ids[start : start + ID_CHUNK]), Sample.soft_labels.is_not(None)
+                )
+            ).all()
+    return [(sample_id, unpack(blob)) for sample_id, blob in sorted(found)]
+
+
 def _write_shard(
     engine: Engine, store: ShardStore, job_id: str, kind: str, rows: list[dict[str, Any]]
 ) -> None:
-    first = rows[0]["sample_id"]
-    relative = f"{job_id}/{kind}/part-{first:012d}-{secrets.token_hex(3)}.parquet"
-    size = store.write(relative, pa.Table.from_pylist(rows, schema=SCHEMA))
+    """The samples' shard and, for accepted samples with soft labels, the soft-label shard beside it
+    (same name, folder ``softlabels``): both files first, then both rows in one transaction."""
     ids = [r["sample_id"] for r in rows]
+    name = f"part-{ids[0]:012d}-{secrets.token_hex(3)}.parquet"
+    tables = {kind: pa.Table.from_pylist(rows, schema=SCHEMA)}
+    if kind == "accepted" and (labels := _soft_labels(engine, ids)):
+        tables[SOFT_LABELS] = soft_labels.to_arrow(labels)
+    written: dict[str, tuple[str, int]] = {}
     try:
+        for shard_kind, table in tables.items():
+            relative = f"{job_id}/{shard_kind}/{name}"
+            written[shard_kind] = relative, store.write(relative, table)
         with writing(engine) as conn:
-            shard_id = conn.execute(
-                insert(Shard)
-                .values(
-                    job_id=job_id,
-                    kind=kind,
-                    path=relative,
-                    num_rows=len(rows),
-                    num_bytes=size,
-                    created_at=utcnow(),
-                )
-                .returning(Shard.id)
-            ).scalar_one()
+            shard_ids = {
+                shard_kind: conn.execute(
+                    insert(Shard)
+                    .values(
+                        job_id=job_id,
+                        kind=shard_kind,
+                        path=relative,
+                        num_rows=tables[shard_kind].num_rows,
+                        num_bytes=size,
+                        created_at=utcnow(),
+                    )
+                    .returning(Shard.id)
+                ).scalar_one()
+                for shard_kind, (relative, size) in written.items()
+            }
             marked = 0
             for start in range(0, len(ids), ID_CHUNK):
                 marked += conn.execute(
                     update(Sample)
                     .where(Sample.id.in_(ids[start : start + ID_CHUNK]), Sample.shard_id.is_(None))
-                    .values(shard_id=shard_id)
+                    .values(shard_id=shard_ids[kind], soft_labels=None)  # the shard holds them now
                 ).rowcount
             if marked != len(ids):  # another flusher took some: roll back, ours never counted
                 raise ShardWriteError(f"{len(ids) - marked} samples were already in another shard")
     except BaseException:
-        store.delete(relative)
+        for relative, _ in written.values():
+            store.delete(relative)
         raise
 
 

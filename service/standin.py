@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -27,7 +28,17 @@ from typing import Any
 from aiohttp import web
 
 from service.batching import BatchingEngine, EngineModel
-from service.standin_text import compose, count_tokens, pad, seeded_rng, target_length, truncate
+from service.standin_text import (
+    VOCAB_SIZE,
+    compose,
+    count_tokens,
+    pad,
+    seeded_rng,
+    target_length,
+    token_id,
+    token_pieces,
+    truncate,
+)
 
 DEFAULT_MODEL = "tracemill-standin"
 MAX_INTERVALS = 1_000_000
@@ -167,7 +178,7 @@ class Standin:
         request: web.Request,
         kind: str,
         prompt_of: Callable[[dict[str, Any]], str | None],
-        choice_of: Callable[[int, str, str], dict[str, Any]],
+        choice_of: Callable[[int, str, str, dict[str, Any]], dict[str, Any]],
     ) -> web.Response:
         """The steps both endpoints share: faults, validation, generation, the envelope."""
         if not self.engine_alive:
@@ -187,7 +198,7 @@ class Standin:
         outputs, prompt_tokens = await self._generate(body, prompt)
         if len(self.intervals) < MAX_INTERVALS:
             self.intervals.append((arrived, time.monotonic()))
-        choices = [choice_of(i, text, reason) for i, (text, reason) in enumerate(outputs)]
+        choices = [choice_of(i, text, reason, body) for i, (text, reason) in enumerate(outputs)]
         used = sum(count_tokens(text) for text, _ in outputs)
         return web.json_response(self._envelope(kind, choices, prompt_tokens, used))
 
@@ -198,9 +209,12 @@ class Standin:
                 return None
             return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
 
-        def choice_of(index: int, text: str, reason: str) -> dict[str, Any]:
+        def choice_of(index: int, text: str, reason: str, body: dict[str, Any]) -> dict[str, Any]:
             message = {"role": "assistant", "content": text, "reasoning": None}
-            return {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
+            choice = {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
+            if body.get("logprobs"):
+                choice |= chat_logprobs(text, body, index)
+            return choice
 
         return await self._complete(request, "chat.completion", prompt_of, choice_of)
 
@@ -209,10 +223,45 @@ class Standin:
             prompt = body.get("prompt")
             return prompt if isinstance(prompt, str) and prompt else None
 
-        def choice_of(index: int, text: str, reason: str) -> dict[str, Any]:
+        def choice_of(index: int, text: str, reason: str, _body: dict[str, Any]) -> dict[str, Any]:
             return {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
 
         return await self._complete(request, "text_completion", prompt_of, choice_of)
+
+
+def chat_logprobs(text: str, body: dict[str, Any], index: int) -> dict[str, Any]:
+    """vLLM's ``logprobs`` for a chat choice: per token its log-probability and the ``top_logprobs``
+    most likely tokens, best first, deterministic for the request's seed. The sampled token is the
+    likeliest most of the time, as with a confident teacher; ``return_tokens_as_token_ids`` spells
+    tokens ``token_id:N`` and ``return_token_ids`` adds the choice's ``token_ids``."""
+    top_k = int(body.get("top_logprobs") or 0)
+    as_ids = bool(body.get("return_tokens_as_token_ids"))
+    rng = seeded_rng("logprobs", body.get("seed"), index, text)
+    pieces = token_pieces(text)
+
+    def entry(token: int, piece: str, logprob: float) -> dict[str, Any]:
+        spelled = f"token_id:{token}" if as_ids else piece
+        return {"token": spelled, "logprob": logprob, "bytes": list(piece.encode())}
+
+    content = []
+    for piece in pieces:
+        sampled = token_id(piece)
+        # A proper distribution: k likeliest weights, the first dominant, and the rest of the vocabulary.
+        weights = sorted((rng.expovariate(1.0) for _ in range(max(top_k, 1))), reverse=True)
+        weights[0] += 3.0
+        total = sum(weights) + rng.expovariate(2.0)
+        logprobs = [math.log(w / total) for w in weights]
+        rank = 0 if rng.random() < 0.8 else rng.randrange(max(top_k, 1))
+        others = [3 + rng.randrange(VOCAB_SIZE - 3) for _ in range(top_k)]
+        top = [
+            entry(sampled if r == rank else others[r], piece if r == rank else "", logprobs[r])
+            for r in range(top_k)
+        ]
+        content.append({**entry(sampled, piece, logprobs[rank]), "top_logprobs": top})
+    extra: dict[str, Any] = {"logprobs": {"content": content}}
+    if body.get("return_token_ids"):
+        extra["token_ids"] = [token_id(piece) for piece in pieces]
+    return extra
 
 
 async def serve_standin(config: StandinConfig, host: str, port: int, ready: Callable[[int], None]) -> None:

@@ -14,6 +14,7 @@ import math
 import operator
 import random
 import re
+import zlib
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -36,6 +37,23 @@ MAX_EXPONENT = 64
 def count_tokens(text: str) -> int:
     """The stand-in's tokenizer: words, CJK characters and punctuation marks each count one."""
     return sum(1 for _ in _TOKEN.finditer(text))
+
+
+PIECE_PATTERN = r"\s*(?:[\u3400-\u9fff]|[^\W\u3400-\u9fff]+|[^\w\s])"
+_PIECE = re.compile(PIECE_PATTERN)
+VOCAB_SIZE = 32_000
+SPECIAL_IDS = 3  # pad, bos, eos
+
+
+def token_pieces(text: str) -> list[str]:
+    """The text as the stand-in's tokens, each with the whitespace before it (as BPE tokens carry it),
+    so that they join back into the text; as many as ``count_tokens`` counts."""
+    return _PIECE.findall(text)
+
+
+def token_id(piece: str) -> int:
+    """The stand-in tokenizer's id of a token: a stable hash into a 32,000-token vocabulary."""
+    return SPECIAL_IDS + zlib.crc32(piece.encode()) % (VOCAB_SIZE - SPECIAL_IDS)
 
 
 def truncate(text: str, max_tokens: int) -> tuple[str, int, bool]:

@@ -115,4 +115,18 @@ def test_a_job_on_the_in_process_engine_shows_its_engine_settings(client: TestCl
     ).json()
     page = client.get(f"/ui/jobs/{created['id']}").text
     assert "/models/r1-distill" in page and "engine inside each worker" in page
+    assert "Soft labels" not in page
     assert "tensor parallel 2" in page and "max_model_len" in page
+
+
+def test_a_job_with_soft_labels_says_so(client: TestClient) -> None:
+    created = client.post(
+        "/v1/jobs",
+        json={
+            "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "Qwen/Qwen2.5-72B-Instruct"},
+            "soft_labels": {"top_k": 8},
+            "prompts": [{"id": "p0", "prompt": "Compute 1 + 1."}],
+        },
+    ).json()
+    page = client.get(f"/ui/jobs/{created['id']}").text
+    assert "top 8 log-probabilities per token" in page and "Qwen/Qwen2.5-72B-Instruct" in page

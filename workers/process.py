@@ -16,6 +16,7 @@ from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavaila
 from service.prompts import conversation
 from service.queue import ClaimedTask, NewSample, NewVerdict
 from service.settings import read_environment_variable
+from service.soft_labels import pack
 from verifiers.base import Candidate
 from verifiers.runner import VerifierRunner, VerifierSpec
 from workers.commit import Committer
@@ -37,6 +38,7 @@ class JobPlan:
     missing_key_env: str | None
     spec: dict[str, Any]
     stop_after_accepted: int | None = None
+    top_logprobs: int | None = None  # soft labels: the teacher's top-k log-probabilities per token
 
     def still_wanted(self, samples: list[NewSample]) -> int:
         """How many samples to ask for next: the rest of ``n``, or with early stop only as many as
@@ -63,6 +65,7 @@ class JobPlan:
             missing_key_env=key_env if key_env and key is None else None,
             spec=spec,
             stop_after_accepted=spec.get("stop_after_accepted"),
+            top_logprobs=(spec.get("soft_labels") or {}).get("top_k"),
         )
 
 
@@ -91,7 +94,10 @@ def to_samples(
     task: ClaimedTask, messages: list[dict[str, str]], result: ChatResult
 ) -> tuple[list[NewSample], list[Candidate]]:
     splits = [split_completion(c.content, c.reasoning) for c in result.choices]
-    tokens = apportion(result.completion_tokens, [len(s.completion) for s in splits])
+    if all(c.soft_labels is not None for c in result.choices):  # per-token labels: exact counts
+        tokens = [len(c.soft_labels) for c in result.choices if c.soft_labels is not None]
+    else:
+        tokens = apportion(result.completion_tokens, [len(s.completion) for s in splits])
     samples, candidates = [], []
     for choice, split, used in zip(result.choices, splits, tokens, strict=True):
         samples.append(
@@ -209,7 +215,7 @@ class TaskProcessor:
         async with self._request_slots:
             sent = time.perf_counter()
             try:
-                return await self.teacher.chat(plan.teacher, messages, sampling, count)
+                return await self.teacher.chat(plan.teacher, messages, sampling, count, plan.top_logprobs)
             finally:
                 self._replied(task.id)
                 self.times.queued_s += sent - claimed
@@ -228,18 +234,23 @@ class TaskProcessor:
         started = time.perf_counter()
         verdicts = await self.runner.verify(plan.verifiers, candidates)
         self.times.verify_s += time.perf_counter() - started
-        return [
-            NewSample(
-                first_index + s.sample_index,
-                s.completion,
-                s.think,
-                s.answer,
-                s.finish_reason,
-                s.completion_tokens,
-                tuple(NewVerdict(name, v.accepted, v.reason, v.details) for name, v in named),
+        kept = []
+        for s, named, choice in zip(samples, verdicts, result.choices, strict=True):
+            accepted = all(v.accepted for _, v in named)
+            kept.append(
+                NewSample(
+                    first_index + s.sample_index,
+                    s.completion,
+                    s.think,
+                    s.answer,
+                    s.finish_reason,
+                    s.completion_tokens,
+                    tuple(NewVerdict(name, v.accepted, v.reason, v.details) for name, v in named),
+                    # Soft labels cost ~100 bytes a token: only samples that will be trained on keep them.
+                    pack(choice.soft_labels) if accepted and choice.soft_labels is not None else None,
+                )
             )
-            for s, named in zip(samples, verdicts, strict=True)
-        ]
+        return kept
 
     async def _retry(self, task: ClaimedTask, error: str) -> str:
         delay = backoff_delay(task.attempt)

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from service.errors import TeacherRejected, TeacherUnavailable
+from service.soft_labels import SoftLabels, from_openai
 
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 DEFAULT_MAX_RETRIES = 4
@@ -38,6 +39,7 @@ class Choice:
     content: str | None
     reasoning: str | None
     finish_reason: str | None
+    soft_labels: SoftLabels | None = None
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,24 @@ class TeacherClient:
         self.health = ServerHealth()
 
     async def chat(
-        self, endpoint: TeacherEndpoint, messages: list[dict[str, str]], sampling: dict[str, Any], n: int
+        self,
+        endpoint: TeacherEndpoint,
+        messages: list[dict[str, str]],
+        sampling: dict[str, Any],
+        n: int,
+        top_logprobs: int | None = None,
     ) -> ChatResult:
-        """Ask for ``n`` completions of one conversation, retrying what may succeed later."""
+        """Ask for ``n`` completions of one conversation, retrying what may succeed later; with
+        ``top_logprobs``, each token's top log-probabilities too, by token id (vLLM's extensions
+        ``return_tokens_as_token_ids`` and ``return_token_ids``)."""
         payload = {"model": endpoint.model, "messages": messages, "n": n, **sampling}
+        if top_logprobs:
+            payload |= {
+                "logprobs": True,
+                "top_logprobs": top_logprobs,
+                "return_tokens_as_token_ids": True,
+                "return_token_ids": True,
+            }
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         last_error = ""
         for attempt in range(endpoint.max_retries + 1):
@@ -146,7 +162,7 @@ class TeacherClient:
                     body = await resp.json(content_type=None)
                     if resp.status == 200:
                         self.health.succeeded(base)
-                        return _parse(body)
+                        return _parse(body, top_logprobs)
                     last_error = f"{base}: {_error_text(body, resp.status)}"
                     if resp.status not in RETRYABLE_STATUS:
                         raise TeacherRejected(last_error)
@@ -206,7 +222,7 @@ class TeacherClient:
             return False
 
 
-def _parse(body: dict[str, Any]) -> ChatResult:
+def _parse(body: dict[str, Any], top_logprobs: int | None = None) -> ChatResult:
     try:
         choices = [
             Choice(
@@ -214,6 +230,7 @@ def _parse(body: dict[str, Any]) -> ChatResult:
                 content=c["message"].get("content"),
                 reasoning=c["message"].get("reasoning") or c["message"].get("reasoning_content"),
                 finish_reason=c.get("finish_reason"),
+                soft_labels=_soft_labels(c, top_logprobs) if top_logprobs else None,
             )
             for c in body["choices"]
         ]
@@ -225,3 +242,10 @@ def _parse(body: dict[str, Any]) -> ChatResult:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TeacherRejected(f"malformed teacher response: {type(exc).__name__}: {exc}") from exc
+
+
+def _soft_labels(choice: dict[str, Any], top_k: int) -> SoftLabels:
+    content = (choice.get("logprobs") or {}).get("content")
+    if content is None:
+        raise TeacherRejected("the teacher returned no logprobs although they were asked for (soft_labels)")
+    return from_openai(content, top_k, choice.get("token_ids"))

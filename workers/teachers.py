@@ -30,11 +30,17 @@ class Teachers:
         self.engines = engines or VllmEngines()
 
     async def chat(
-        self, target: TeacherTarget, messages: list[dict[str, str]], sampling: dict[str, Any], n: int
+        self,
+        target: TeacherTarget,
+        messages: list[dict[str, str]],
+        sampling: dict[str, Any],
+        n: int,
+        top_logprobs: int | None = None,
     ) -> ChatResult:
+        """``n`` completions; with ``top_logprobs``, each choice carries its soft labels."""
         if isinstance(target, EngineSpec):
-            return await self.engines.chat(target, messages, sampling, n)
-        return await self.http.chat(target, messages, sampling, n)
+            return await self.engines.chat(target, messages, sampling, n, top_logprobs)
+        return await self.http.chat(target, messages, sampling, n, top_logprobs)
 
     async def reachable(self, target: TeacherTarget) -> bool:
         if isinstance(target, EngineSpec):

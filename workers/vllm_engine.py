@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
+from service.soft_labels import from_engine
 from workers.teacher import ChatResult, Choice
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,12 @@ class VllmEngines:
         engine.shutdown()
 
     async def chat(
-        self, spec: EngineSpec, messages: list[dict[str, str]], sampling: dict[str, Any], n: int
+        self,
+        spec: EngineSpec,
+        messages: list[dict[str, str]],
+        sampling: dict[str, Any],
+        n: int,
+        top_logprobs: int | None = None,
     ) -> ChatResult:
         """``n`` completions of one conversation, in the same shape as an HTTP teacher's reply."""
         engine = await self._engine(spec)  # imports vLLM (in a thread) the first time
@@ -120,7 +126,9 @@ class VllmEngines:
         try:
             text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             prompt_ids = tokenizer.encode(text, add_special_tokens=False)
-            params = SamplingParams(n=n, output_kind=RequestOutputKind.FINAL_ONLY, **sampling)
+            params = SamplingParams(
+                n=n, output_kind=RequestOutputKind.FINAL_ONLY, logprobs=top_logprobs, **sampling
+            )
         except (TypeError, ValueError) as exc:
             raise TeacherRejected(f"vLLM engine refused the request: {exc}") from exc
         final = None
@@ -138,7 +146,16 @@ class VllmEngines:
             raise TeacherUnavailable("the vLLM engine returned no output")
         outputs = sorted(final.outputs, key=lambda o: o.index)
         return ChatResult(
-            [Choice(o.index, o.text, None, o.finish_reason) for o in outputs],
+            [
+                Choice(
+                    o.index,
+                    o.text,
+                    None,
+                    o.finish_reason,
+                    from_engine(list(o.token_ids), o.logprobs, top_logprobs) if top_logprobs else None,
+                )
+                for o in outputs
+            ],
             len(prompt_ids),
             sum(len(o.token_ids) for o in outputs),
         )

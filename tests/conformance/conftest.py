@@ -66,8 +66,14 @@ class TeacherUnderTest:
     kill: Callable[[], None]
     http_base: str | None  # None for the in-process engine, which has no HTTP to fault
 
-    def chat(self, messages: list[dict[str, str]], sampling: dict[str, Any], n: int) -> ChatResult:
-        return self.loop.run(self.teachers.chat(self.target, messages, sampling, n))
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        sampling: dict[str, Any],
+        n: int,
+        top_logprobs: int | None = None,
+    ) -> ChatResult:
+        return self.loop.run(self.teachers.chat(self.target, messages, sampling, n, top_logprobs))
 
     def chat_via(self, target: TeacherTarget, messages: list[dict[str, str]], n: int) -> ChatResult:
         return self.loop.run(self.teachers.chat(target, messages, {"seed": 1, "max_tokens": 16}, n))

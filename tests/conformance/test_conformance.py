@@ -1,13 +1,15 @@
 """The teacher conformance suite: every kind of teacher gives the worker the same things.
 
 Same request, same fields; ``n`` honoured; a seed reproduces the samples; ``max_tokens`` truncation is
-finish reason ``length``; usage counts; overload (429, 503) retried; a dead engine noticed.
+finish reason ``length``; usage counts; soft labels (top-k log-probabilities by token id) for every
+generated token; overload (429, 503) retried; a dead engine noticed.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from service.errors import TeacherUnavailable
@@ -66,6 +68,24 @@ def test_overload_and_busy_answers_are_retried(teacher: TeacherUnderTest) -> Non
         teacher.loop.run(proxy.close())
     assert len(result.choices) == 2
     assert (proxy.faulted, proxy.passed) == (4, 1)
+
+
+def test_soft_labels_come_back_for_every_generated_token(teacher: TeacherUnderTest) -> None:
+    result = teacher.chat(QUESTION, {**SAMPLING, "seed": 9}, n=2, top_logprobs=5)
+    assert sum(len(c.soft_labels or ()) for c in result.choices) == result.completion_tokens
+    for choice in result.choices:
+        labels = choice.soft_labels
+        assert labels is not None and len(labels) > 0
+        assert (labels.token_ids >= 0).all()  # ids, not just strings
+        assert labels.top_ids.shape == (len(labels), 5) and (labels.top_ids >= 0).all()
+        assert (labels.top_logprobs <= 0).all() and (np.diff(labels.top_logprobs, axis=1) <= 1e-6).all()
+        text, content = "".join(labels.tokens).strip(), (choice.content or "").strip()
+        # vLLM labels the end-of-sequence token too (a student learns when to stop): its text comes last.
+        assert text == content or (choice.finish_reason == "stop" and text.startswith(content)), text
+    again = teacher.chat(QUESTION, {**SAMPLING, "seed": 9}, n=2, top_logprobs=5)
+    assert [c.soft_labels.token_ids.tolist() for c in again.choices if c.soft_labels is not None] == [
+        c.soft_labels.token_ids.tolist() for c in result.choices if c.soft_labels is not None
+    ]
 
 
 @pytest.mark.kills_teacher

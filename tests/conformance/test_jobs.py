@@ -4,12 +4,16 @@ samples pass the verifiers; what is checked is the path: every task done, every 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -117,3 +121,75 @@ def test_a_job_on_the_in_process_engine(
     job = _run_job(api, teacher)
     _check_and_report(job, "vLLM in-process engine", capsys)
     assert httpx.get(f"{api[0]}/ui/jobs/{job['id']}").status_code == 200  # the job page shows the kind
+
+
+def test_a_job_with_soft_labels_on_the_vllm_server(
+    api: tuple[str, Path, dict[str, str]], vllm_server: tuple[str, int], smollm2_dir: Path
+) -> None:
+    """The soft-label path end to end on real vLLM: ids and log-probabilities from the server, a
+    soft-label shard, an export with SmolLM2's own tokenizer as the student's, one KD step."""
+    from transformers import AutoTokenizer
+
+    from tests.kd import kd_loss
+
+    url, data_dir, env = api
+    worker = spawn(["worker", "--verifier-processes", "1"], data_dir / "worker.log", env)
+    client = ApiClient(url)
+    try:
+        created = client.create_job(
+            {
+                "teacher": {"base_url": vllm_server[0], "model": SERVED_NAME},
+                "n": 2,
+                "prompts": bundled_prompts()[:10],
+                "sampling": {"seed": 3, "max_tokens": 48},
+                "verifiers": [],  # keep every sample: SmolLM2 passes few checks, the labels are the point
+                "soft_labels": {"top_k": 5, "tokenizer": str(smollm2_dir)},
+            }
+        )
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while client.job(created["id"])["status"] != "done":
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(1)
+    finally:
+        client.close()
+        stop([worker], timeout_s=60)
+    out = data_dir / "export"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "export",
+            "--job",
+            created["id"],
+            "--output",
+            str(out),
+            "--keep-per-prompt",
+            "2",
+            "--soft-labels",
+            "--student-tokenizer",
+            str(smollm2_dir),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = pq.read_table(out / "soft_labels").to_pylist()
+    assert len(rows) == 20
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    for row in rows:
+        mask = np.array(row["loss_mask"], dtype=bool)
+        completion = np.array(row["input_ids"])[mask]
+        top = np.array(row["teacher_top_ids"]).reshape(-1, row["top_k"])
+        logprobs = np.array(row["teacher_top_logprobs"], dtype=np.float32).reshape(-1, row["top_k"])
+        assert len(top) == len(completion) <= 48 and (top >= 0).all()
+        assert (logprobs <= 0).all() and (np.diff(logprobs, axis=1) <= 1e-3).all()
+        assert tokenizer.decode(completion[: mask.sum()], skip_special_tokens=True).strip()
+    torch = pytest.importorskip("torch")
+    embed, head = torch.nn.Embedding(len(tokenizer), 8), torch.nn.Linear(8, len(tokenizer))
+    loss = torch.stack([kd_loss(row, head, embed, temperature=2.0) for row in rows[:4]]).mean()
+    loss.backward()
+    assert torch.isfinite(loss)
