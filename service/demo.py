@@ -7,8 +7,10 @@ tiny and no reasoner, so few of its samples pass: the point is the real path, on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 from subprocess import Popen
@@ -39,6 +41,14 @@ def bundled_prompts() -> list[dict[str, Any]]:
 def _first_model(teacher_url: str) -> str:
     models = httpx.get(teacher_url.rstrip("/") + "/models", timeout=30).json()["data"]
     return str(models[0]["id"])
+
+
+def _this_tracemill() -> str:
+    """The ``tracemill`` of the environment running now (.venv or .venv-vllm), as the user can type it."""
+    command = Path(sys.executable).parent / "tracemill"
+    with contextlib.suppress(ValueError):
+        return str(command.relative_to(Path.cwd()))
+    return str(command)
 
 
 def _local_vllm(kind: str, logs: Path, processes: list[Popen[bytes]]) -> dict[str, Any]:
@@ -138,7 +148,7 @@ def run_demo(
         job = follow(client, created["id"])
         print(summary(job, client.shards(created["id"])))
         print(
-            "  browse the samples: .venv/bin/tracemill serve, then open "
+            f"  browse the samples: {_this_tracemill()} serve, then open "
             f"http://{settings.host}:{settings.port}/ui/jobs/{created['id']}"
         )
         client.close()
