@@ -67,12 +67,23 @@ def from_openai(content: list[dict[str, Any]], top_k: int, token_ids: list[int] 
     """From a chat choice's ``logprobs.content``. Ids come from ``token_ids`` (vLLM's
     ``return_token_ids``) or from tokens spelled ``token_id:N`` (``return_tokens_as_token_ids``)."""
     count = len(content)
-    top_ids = np.full((count, top_k), PAD_ID, dtype=np.int32)
-    top_logprobs = np.full((count, top_k), -np.inf, dtype=np.float32)
-    for position, entry in enumerate(content):
-        ranked = sorted(entry.get("top_logprobs") or [], key=lambda t: -float(t["logprob"]))[:top_k]
-        top_ids[position, : len(ranked)] = [_token_id(str(t["token"])) for t in ranked]
-        top_logprobs[position, : len(ranked)] = [float(t["logprob"]) for t in ranked]
+    tops = [entry.get("top_logprobs") or () for entry in content]
+    if all(len(top) == top_k for top in tops):  # as vLLM answers: exactly k per token, so in one go
+        flat = [candidate for top in tops for candidate in top]
+        top_ids = np.fromiter((_token_id(c["token"]) for c in flat), np.int32, len(flat)).reshape(
+            count, top_k
+        )
+        top_logprobs = np.fromiter((c["logprob"] for c in flat), np.float32, len(flat)).reshape(count, top_k)
+        order = np.argsort(-top_logprobs, axis=1, kind="stable")
+        top_ids = np.take_along_axis(top_ids, order, axis=1)
+        top_logprobs = np.take_along_axis(top_logprobs, order, axis=1)
+    else:
+        top_ids = np.full((count, top_k), PAD_ID, dtype=np.int32)
+        top_logprobs = np.full((count, top_k), -np.inf, dtype=np.float32)
+        for position, top in enumerate(tops):
+            ranked = sorted(top, key=lambda t: -float(t["logprob"]))[:top_k]
+            top_ids[position, : len(ranked)] = [_token_id(str(t["token"])) for t in ranked]
+            top_logprobs[position, : len(ranked)] = [float(t["logprob"]) for t in ranked]
     sampled = token_ids if token_ids is not None and len(token_ids) == count else None
     ids = sampled if sampled is not None else [_token_id(str(e["token"])) for e in content]
     return SoftLabels(np.asarray(ids, dtype=np.int32), [_text(e) for e in content], top_ids, top_logprobs)
