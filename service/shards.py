@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
@@ -209,6 +210,22 @@ def flush_job(
             rows_written += len(rows)
             pending -= len(rows)
     return FlushResult(shards, rows_written)
+
+
+def soft_label_shards(engine: Engine, job_id: str) -> list[tuple[str, str]]:
+    """Each accepted shard of the job that has a soft-label shard, with it (they share a file name)."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(Shard.kind, Shard.path)
+            .where(Shard.job_id == job_id, Shard.kind.in_(("accepted", SOFT_LABELS)))
+            .order_by(Shard.id)
+        ).all()
+    labels = {PurePosixPath(path).name: path for kind, path in rows if kind == SOFT_LABELS}
+    return [
+        (path, labels[PurePosixPath(path).name])
+        for kind, path in rows
+        if kind == "accepted" and PurePosixPath(path).name in labels
+    ]
 
 
 def _pending(engine: Engine, job_id: str, accepted: bool) -> tuple[int, datetime | None]:

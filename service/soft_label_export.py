@@ -18,12 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from service.db import reading
 from service.errors import InvalidJob
-from service.models import Shard
 from service.schemas import JobOut
+from service.shards import soft_label_shards
 from service.storage import ShardStore
 
 ROWS_PER_FILE = 5_000
@@ -96,7 +95,7 @@ def write_soft_labels(
     kept_ids = pa.array(kept, pa.int64())
     try:
         for job_id in job_ids:
-            for text_path, labels_path in _shard_pairs(engine, job_id):
+            for text_path, labels_path in soft_label_shards(engine, job_id):
                 prompts = _prompts(store, text_path)
                 with store.open(labels_path) as source:
                     for stored in pq.ParquetFile(source).iter_batches(ROW_GROUP_ROWS):
@@ -149,19 +148,6 @@ def _rows(
         },
         schema=SCHEMA,
     )
-
-
-def _shard_pairs(engine: Engine, job_id: str) -> list[tuple[str, str]]:
-    """Each accepted shard with its soft-label shard (same file name, folder ``softlabels``)."""
-    with reading(engine) as conn:
-        paths = set(conn.execute(select(Shard.path).where(Shard.job_id == job_id)).scalars())
-    pairs = []
-    for path in sorted(paths):
-        if "/accepted/" in path:
-            labels = path.replace("/accepted/", "/softlabels/", 1)
-            if labels in paths:
-                pairs.append((path, labels))
-    return pairs
 
 
 def _prompts(store: ShardStore, text_path: str) -> dict[int, tuple[str, list[dict[str, str]]]]:

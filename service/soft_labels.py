@@ -63,6 +63,17 @@ def _text(entry: dict[str, Any]) -> str:
     return "" if token.startswith(TOKEN_ID_PREFIX) else token
 
 
+def _ranked(candidates: list[list[tuple[int, float]]], top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per token, its (id, log-probability) candidates best first, cut or padded to ``top_k``."""
+    top_ids = np.full((len(candidates), top_k), PAD_ID, dtype=np.int32)
+    top_logprobs = np.full((len(candidates), top_k), -np.inf, dtype=np.float32)
+    for position, pairs in enumerate(candidates):
+        ranked = sorted(pairs, key=lambda pair: -pair[1])[:top_k]
+        top_ids[position, : len(ranked)] = [token for token, _ in ranked]
+        top_logprobs[position, : len(ranked)] = [logprob for _, logprob in ranked]
+    return top_ids, top_logprobs
+
+
 def from_openai(content: list[dict[str, Any]], top_k: int, token_ids: list[int] | None = None) -> SoftLabels:
     """From a chat choice's ``logprobs.content``. Ids come from ``token_ids`` (vLLM's
     ``return_token_ids``) or from tokens spelled ``token_id:N`` (``return_tokens_as_token_ids``)."""
@@ -78,12 +89,9 @@ def from_openai(content: list[dict[str, Any]], top_k: int, token_ids: list[int] 
         top_ids = np.take_along_axis(top_ids, order, axis=1)
         top_logprobs = np.take_along_axis(top_logprobs, order, axis=1)
     else:
-        top_ids = np.full((count, top_k), PAD_ID, dtype=np.int32)
-        top_logprobs = np.full((count, top_k), -np.inf, dtype=np.float32)
-        for position, top in enumerate(tops):
-            ranked = sorted(top, key=lambda t: -float(t["logprob"]))[:top_k]
-            top_ids[position, : len(ranked)] = [_token_id(str(t["token"])) for t in ranked]
-            top_logprobs[position, : len(ranked)] = [float(t["logprob"]) for t in ranked]
+        top_ids, top_logprobs = _ranked(
+            [[(_token_id(str(t["token"])), float(t["logprob"])) for t in top] for top in tops], top_k
+        )
     sampled = token_ids if token_ids is not None and len(token_ids) == count else None
     ids = sampled if sampled is not None else [_token_id(str(e["token"])) for e in content]
     return SoftLabels(np.asarray(ids, dtype=np.int32), [_text(e) for e in content], top_ids, top_logprobs)
@@ -92,15 +100,13 @@ def from_openai(content: list[dict[str, Any]], top_k: int, token_ids: list[int] 
 def from_engine(token_ids: list[int], logprobs: list[dict[int, Any]], top_k: int) -> SoftLabels:
     """From a vLLM ``CompletionOutput``: per position a dict id -> Logprob(logprob, rank, decoded_token)
     holding the top-k and the sampled token."""
-    count = len(token_ids)
-    top_ids = np.full((count, top_k), PAD_ID, dtype=np.int32)
-    top_logprobs = np.full((count, top_k), -np.inf, dtype=np.float32)
-    tokens = []
-    for position, (sampled, candidates) in enumerate(zip(token_ids, logprobs, strict=True)):
-        ranked = sorted(candidates.items(), key=lambda item: -item[1].logprob)[:top_k]
-        top_ids[position, : len(ranked)] = [token for token, _ in ranked]
-        top_logprobs[position, : len(ranked)] = [lp.logprob for _, lp in ranked]
-        tokens.append(candidates[sampled].decoded_token or "" if sampled in candidates else "")
+    top_ids, top_logprobs = _ranked(
+        [[(token, lp.logprob) for token, lp in candidates.items()] for candidates in logprobs], top_k
+    )
+    tokens = [
+        candidates[sampled].decoded_token or "" if sampled in candidates else ""
+        for sampled, candidates in zip(token_ids, logprobs, strict=True)
+    ]
     return SoftLabels(np.asarray(token_ids, dtype=np.int32), tokens, top_ids, top_logprobs)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -236,20 +236,19 @@ class TaskProcessor:
         self.times.verify_s += time.perf_counter() - started
         kept = []
         for s, named, choice in zip(samples, verdicts, result.choices, strict=True):
-            accepted = all(v.accepted for _, v in named)
-            kept.append(
-                NewSample(
-                    first_index + s.sample_index,
-                    s.completion,
-                    s.think,
-                    s.answer,
-                    s.finish_reason,
-                    s.completion_tokens,
-                    tuple(NewVerdict(name, v.accepted, v.reason, v.details) for name, v in named),
-                    # Soft labels cost ~100 bytes a token: only samples that will be trained on keep them.
-                    pack(choice.soft_labels) if accepted and choice.soft_labels is not None else None,
-                )
+            sample = NewSample(
+                first_index + s.sample_index,
+                s.completion,
+                s.think,
+                s.answer,
+                s.finish_reason,
+                s.completion_tokens,
+                tuple(NewVerdict(name, v.accepted, v.reason, v.details) for name, v in named),
             )
+            # Soft labels cost ~70 bytes a token: only samples that will be trained on pack theirs.
+            if sample.accepted and choice.soft_labels is not None:
+                sample = replace(sample, soft_labels=pack(choice.soft_labels))
+            kept.append(sample)
         return kept
 
     async def _retry(self, task: ClaimedTask, error: str) -> str:

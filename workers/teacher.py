@@ -60,6 +60,10 @@ class TeacherEndpoint:
     timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     max_retries: int = DEFAULT_MAX_RETRIES
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
 
 def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
     """Full-jitter exponential backoff, never shorter than the server's ``Retry-After``."""
@@ -150,7 +154,7 @@ class TeacherClient:
                 "return_tokens_as_token_ids": True,
                 "return_token_ids": True,
             }
-        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        headers = endpoint.headers
         last_error = ""
         for attempt in range(endpoint.max_retries + 1):
             retry_after: float | None = None
@@ -188,38 +192,33 @@ class TeacherClient:
         others = tuple(u for u in endpoint.base_urls if u != failed)
         return bool(others) and self.health.any_healthy(others)
 
+    async def _status(self, url: str, headers: dict[str, str]) -> int | None:
+        """The status a quick GET gets, None if the server does not answer."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            async with self.session.get(url, headers=headers, timeout=timeout) as resp:
+                return resp.status
+        except (TimeoutError, aiohttp.ClientError):
+            return None
+
     async def _health(self, base: str, headers: dict[str, str]) -> bool | None:
         """``/health``'s verdict on a server: True or False, None where it has no such endpoint or
         does not answer (then only its API can tell)."""
-        try:
-            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
-            async with self.session.get(health_url(base), headers=headers, timeout=timeout) as resp:
-                return None if resp.status in NO_HEALTH_ENDPOINT else resp.status == 200
-        except (TimeoutError, aiohttp.ClientError):
-            return None
+        status = await self._status(health_url(base), headers)
+        return None if status is None or status in NO_HEALTH_ENDPOINT else status == 200
 
     async def reachable(self, endpoint: TeacherEndpoint) -> bool:
         """Whether any of the servers is up (used to resume a paused job): its ``/health`` answers 200,
         or, for servers without one, ``GET /models`` does."""
-        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        headers = endpoint.headers
         for base in endpoint.base_urls:
             healthy = await self._health(base, headers)
             if healthy is None:
-                healthy = await self._models_answer(base, headers)
+                healthy = await self._status(base.rstrip("/") + "/models", headers) == 200
             if healthy:
                 self.health.succeeded(base)
                 return True
         return False
-
-    async def _models_answer(self, base: str, headers: dict[str, str]) -> bool:
-        try:
-            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
-            async with self.session.get(
-                base.rstrip("/") + "/models", headers=headers, timeout=timeout
-            ) as resp:
-                return resp.status == 200
-        except (TimeoutError, aiohttp.ClientError):
-            return False
 
 
 def _parse(body: dict[str, Any], top_logprobs: int | None = None) -> ChatResult:

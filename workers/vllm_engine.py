@@ -162,14 +162,21 @@ class VllmEngines:
 
     async def reachable(self, spec: EngineSpec) -> bool:
         """A dead engine is dropped, so the next task starts a fresh one: worth resuming the job for."""
-        future = self._starting.get(spec)
-        if future is not None and future.done() and not future.exception() and future.result().errored:
-            self._discard(spec, future.result())
+        engine = _started(self._starting.get(spec))
+        if engine is not None and engine.errored:
+            self._discard(spec, engine)
         return True
 
     def close(self) -> None:
         """Shut every started engine down (its engine-core processes with it)."""
         for future in self._starting.values():
-            if future.done() and not future.cancelled() and not future.exception():
-                future.result().shutdown()
+            if (engine := _started(future)) is not None:
+                engine.shutdown()
         self._starting.clear()
+
+
+def _started(future: asyncio.Future[Any] | None) -> Any:
+    """The engine a start produced, or None while it is starting, or if it failed or never began."""
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()
