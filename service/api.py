@@ -75,6 +75,7 @@ def _field_error(error: Any) -> dict[str, str]:
 
 async def _flusher(engine: Engine, settings: Settings) -> None:
     """Turn committed samples into shards, and finished jobs into done ones, until cancelled."""
+    await asyncio.to_thread(shards.warm_up)
     while True:
         try:
             started = time.perf_counter()

@@ -126,6 +126,17 @@ class Sample(Base):
         Index(None, "job_id", "accepted", "id"),
         Index(None, "job_id", "id"),  # the samples list: a job's samples in id order
         Index(None, "shard_id"),
+        # The flusher's backlog: samples not yet in a shard (see migration 0007).
+        Index(
+            "ix_samples_unflushed",
+            "job_id",
+            "accepted",
+            "id",
+            "created_at",
+            "shard_id",  # always null here, but SQLite reads the row to check it unless the index has it
+            sqlite_where=text("shard_id IS NULL"),
+            postgresql_where=text("shard_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -9,16 +9,17 @@ claim at once without waiting on each other (SQLite ignores it and serialises wr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, select, text, update
 
 from service.db import is_sqlite, utcnow, writing
 from service.errors import LeaseLost
-from service.models import Job, Sample, Task, Verdict
+from service.models import Job, Task
 
 ERROR_TEXT_LIMIT = 2_000
 # Written as SQL text, not a bound parameter, so that SQLite can match the partial index on running
@@ -69,6 +70,41 @@ _TASK_COLUMNS = (
 )
 
 
+class _Encoders:
+    """Values as SQLAlchemy's column types would bind them, for statements sent to the driver itself."""
+
+    def __init__(self, conn: Connection) -> None:
+        columns = Task.__table__.c
+        self._json = columns.messages.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        self._stamp = columns.not_before.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+
+    def json(self, value: Any) -> Any:
+        return self._json(value) if self._json else json.dumps(value)
+
+    def timestamp(self, value: datetime) -> Any:
+        return self._stamp(value) if self._stamp else value
+
+
+@contextmanager
+def _cursor(conn: Connection) -> Iterator[Any]:
+    """A cursor of the driver itself, inside the connection's transaction."""
+    with closing(conn.connection.driver_connection.cursor()) as cursor:  # type: ignore[union-attr]
+        yield cursor
+
+
+def _mark(conn: Connection) -> str:
+    """The driver's placeholder: sqlite3 ``?``, psycopg ``%s``."""
+    return "?" if is_sqlite(conn) else "%s"
+
+
+def _marks(conn: Connection, columns: Sequence[str]) -> str:
+    return ", ".join(_mark(conn) for _ in columns)
+
+
+def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(conn, columns)})"
+
+
 def enqueue(conn: Connection, job_id: str, tasks: Iterable[NewTask], status: str) -> None:
     """Insert a job's tasks in bulk: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite.
 
@@ -79,23 +115,16 @@ def enqueue(conn: Connection, job_id: str, tasks: Iterable[NewTask], status: str
     Raises:
         the driver's IntegrityError when a prompt id is already in the job.
     """
-    now = utcnow()
-    table = Task.__table__.c
-    json_processor = table.messages.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    stamp = table.not_before.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    not_before = stamp(now) if stamp else now
-
-    def encode_json(value: Any) -> Any:
-        return json_processor(value) if json_processor else json.dumps(value)
-
+    encode = _Encoders(conn)
+    not_before = encode.timestamp(utcnow())
     rows = (
         (
             job_id,
             t.prompt_id,
             t.prompt,
-            None if t.messages is None else encode_json(t.messages),
+            None if t.messages is None else encode.json(t.messages),
             t.reference,
-            None if t.tests is None else encode_json(t.tests),
+            None if t.tests is None else encode.json(t.tests),
             status,
             0,
             not_before,
@@ -106,15 +135,14 @@ def enqueue(conn: Connection, job_id: str, tasks: Iterable[NewTask], status: str
         )
         for t in tasks
     )
-    driver = conn.connection.driver_connection
     columns = ", ".join(_TASK_COLUMNS)
-    if is_sqlite(conn):
-        placeholders = ", ".join("?" * len(_TASK_COLUMNS))
-        driver.executemany(f"INSERT INTO tasks ({columns}) VALUES ({placeholders})", rows)  # type: ignore[union-attr]
-        return
-    with driver.cursor() as cursor, cursor.copy(f"COPY tasks ({columns}) FROM STDIN") as copy:  # type: ignore[union-attr]
-        for row in rows:
-            copy.write_row(row)
+    with _cursor(conn) as cursor:
+        if is_sqlite(conn):
+            cursor.executemany(_insert_sql(conn, "tasks", _TASK_COLUMNS), rows)
+            return
+        with cursor.copy(f"COPY tasks ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 @dataclass(frozen=True)
@@ -175,14 +203,25 @@ def _requeue_expired(conn: Connection, now: datetime, max_attempts: int) -> None
 
 
 def claim(
-    engine: Engine, owner: str, limit: int, lease_seconds: float, max_attempts: int
+    engine: Engine,
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    max_attempts: int,
+    *,
+    sweep_expired: bool = True,
 ) -> list[ClaimedTask]:
-    """Lease up to ``limit`` queued tasks to ``owner``: ready soonest first, then oldest."""
+    """Lease up to ``limit`` queued tasks to ``owner``: ready soonest first, then oldest.
+
+    With ``sweep_expired`` (the default), expired leases are given back first; a worker claiming many
+    times a second sweeps on only some of its claims (``workers/loop.py``).
+    """
     if limit <= 0:
         return []
     now = utcnow()
     with writing(engine) as conn:
-        _requeue_expired(conn, now, max_attempts)
+        if sweep_expired:
+            _requeue_expired(conn, now, max_attempts)
         ready = (
             select(Task.id)
             .where(IS_QUEUED, Task.not_before <= now)
@@ -268,19 +307,57 @@ def finish(
         raise lost
 
 
-# finish_many's statements, built once rather than on every call.
+# finish_many's statements. The fence goes through SQLAlchemy; the rest go to the driver as they are,
+# a tuple per row: SQLAlchemy's per-row parameter processing cost more CPU than the database's own work
+# for the samples and verdicts of a batch.
 _HELD = (
     select(Task.id, Task.attempt)
     .where(Task.id.in_(bindparam("ids", expanding=True)), Task.owner == bindparam("owner"), IS_RUNNING)
     .with_for_update()
 )
-_DONE = (
-    update(Task)
-    .where(Task.id == bindparam("fenced_id"))
-    .values(status="done", owner=None, lease_expires_at=None, finished_at=bindparam("now"), last_error=None)
+_DONE_SET = ("finished_at", "n_samples", "n_accepted", "prompt_tokens", "completion_tokens")
+_SAMPLE_COLUMNS = (
+    "task_id",
+    "job_id",
+    "sample_index",
+    "attempt",
+    "completion",
+    "think",
+    "answer",
+    "finish_reason",
+    "completion_tokens",
+    "accepted",
+    "reason",
+    "created_at",
+    "soft_labels",
 )
-_INSERT_SAMPLES = insert(Sample).returning(Sample.id, sort_by_parameter_order=True)
-_INSERT_VERDICTS = insert(Verdict)
+_VERDICT_COLUMNS = ("sample_id", "job_id", "verifier", "accepted", "reason", "details")
+
+
+def _done_sql(conn: Connection) -> str:
+    mark = _mark(conn)
+    assignments = ", ".join(f"{column} = {mark}" for column in _DONE_SET)
+    return (
+        "UPDATE tasks SET status = 'done', owner = NULL, lease_expires_at = NULL, last_error = NULL, "
+        f"{assignments} WHERE id = {mark}"
+    )
+
+
+def _insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert sample rows; their new ids, in order."""
+    statement = _insert_sql(conn, "samples", _SAMPLE_COLUMNS)
+    with _cursor(conn) as cursor:
+        if is_sqlite(conn):  # sqlite3's executemany returns no rows; one execute each is as cheap
+            ids = []
+            for row in rows:
+                cursor.execute(statement, row)
+                ids.append(cursor.lastrowid)
+            return ids
+        cursor.executemany(f"{statement} RETURNING id", rows, returning=True)  # pipelined by psycopg
+        ids = [cursor.fetchone()[0]]
+        while cursor.nextset():
+            ids.append(cursor.fetchone()[0])
+        return ids
 
 
 def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[LeaseLost | None]:
@@ -289,69 +366,67 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
     Each task is fenced on its own: one whose lease was lost writes nothing and gets its
     ``LeaseLost`` back in its place in the list; the others commit.
     """
-    now = utcnow()
     outcomes: list[LeaseLost | None] = []
-    sample_rows: list[dict[str, Any]] = []
-    verdicts: list[tuple[str, Sequence[NewVerdict]]] = []  # per sample row, in the same order
     with writing(engine) as conn:
+        encode = _Encoders(conn)
+        now = encode.timestamp(utcnow())
         # The fence for the whole batch in one statement (rows locked on PostgreSQL; SQLite's write
-        # transaction already excludes every other writer), then one pipelined update of those held.
+        # transaction already excludes every other writer), then one update of those held.
         ids = [item.task.id for item in batch]
         held = {(task_id, attempt) for task_id, attempt in conn.execute(_HELD, {"ids": ids, "owner": owner})}
-        done: list[dict[str, Any]] = []
+        done: list[tuple[Any, ...]] = []
+        samples: list[tuple[Any, ...]] = []
+        verdicts: list[tuple[str, Sequence[NewVerdict]]] = []  # per sample row, in the same order
         for item in batch:
-            task, samples = item.task, item.samples
+            task = item.task
             if (task.id, task.attempt) not in held:
                 outcomes.append(_lease_lost(task, owner))
                 continue
-            done.append(
-                {
-                    "fenced_id": task.id,
-                    "n_samples": len(samples),
-                    "n_accepted": sum(s.accepted for s in samples),
-                    "prompt_tokens": item.prompt_tokens,
-                    "completion_tokens": sum(s.completion_tokens for s in samples),
-                }
-            )
             outcomes.append(None)
-            for s in samples:
-                sample_rows.append(
-                    {
-                        "task_id": task.id,
-                        "job_id": task.job_id,
-                        "sample_index": s.sample_index,
-                        "attempt": task.attempt,
-                        "completion": s.completion,
-                        "think": s.think,
-                        "answer": s.answer,
-                        "finish_reason": s.finish_reason,
-                        "completion_tokens": s.completion_tokens,
-                        "accepted": s.accepted,
-                        "reason": s.reason,
-                        "created_at": now,
-                        "soft_labels": s.soft_labels if s.accepted else None,
-                    }
+            accepted = [s.accepted for s in item.samples]
+            done.append(
+                (
+                    now,
+                    len(item.samples),
+                    sum(accepted),
+                    item.prompt_tokens,
+                    sum(s.completion_tokens for s in item.samples),
+                    task.id,
+                )
+            )
+            for s, ok in zip(item.samples, accepted, strict=True):
+                samples.append(
+                    (
+                        task.id,
+                        task.job_id,
+                        s.sample_index,
+                        task.attempt,
+                        s.completion,
+                        s.think,
+                        s.answer,
+                        s.finish_reason,
+                        s.completion_tokens,
+                        ok,
+                        s.reason,
+                        now,
+                        s.soft_labels if ok else None,
+                    )
                 )
                 verdicts.append((task.job_id, s.verdicts))
         if done:
-            conn.execute(_DONE, [{**row, "now": now} for row in done])
-        if not sample_rows:
+            with _cursor(conn) as cursor:
+                cursor.executemany(_done_sql(conn), done)
+        if not samples:
             return outcomes
-        sample_ids = conn.execute(_INSERT_SAMPLES, sample_rows).scalars().all()
+        sample_ids = _insert_samples(conn, samples)
         verdict_rows = [
-            {
-                "sample_id": sample_id,
-                "job_id": job_id,
-                "verifier": v.verifier,
-                "accepted": v.accepted,
-                "reason": v.reason,
-                "details": v.details,
-            }
+            (sample_id, job_id, v.verifier, v.accepted, v.reason, encode.json(v.details))
             for sample_id, (job_id, sample_verdicts) in zip(sample_ids, verdicts, strict=True)
             for v in sample_verdicts
         ]
         if verdict_rows:
-            conn.execute(_INSERT_VERDICTS, verdict_rows)
+            with _cursor(conn) as cursor:
+                cursor.executemany(_insert_sql(conn, "verdicts", _VERDICT_COLUMNS), verdict_rows)
     return outcomes
 
 

@@ -84,11 +84,11 @@ def test_a_racing_flusher_loses_cleanly(
 ) -> None:
     """Another flusher commits the same samples first: ours rolls back and removes its file."""
     job_id = _finished_job(engine)
-    real_rows = shards._rows
+    real_columns = shards._columns
 
-    def rows_then_race(*args, **kwargs):  # type: ignore[no-untyped-def]
-        rows = real_rows(*args, **kwargs)
-        if rows:
+    def columns_then_race(*args, **kwargs):  # type: ignore[no-untyped-def]
+        columns = real_columns(*args, **kwargs)
+        if columns["sample_id"]:
             with writing(engine) as conn:
                 other = conn.execute(
                     Shard.__table__.insert()
@@ -98,14 +98,16 @@ def test_a_racing_flusher_loses_cleanly(
                         path="other.parquet",
                         num_rows=1,
                         num_bytes=1,
-                        created_at=rows[0]["created_at"],
+                        created_at=columns["created_at"][0],
                     )
                     .returning(Shard.id)
                 ).scalar_one()
-                conn.execute(update(Sample).where(Sample.id == rows[0]["sample_id"]).values(shard_id=other))
-        return rows
+                conn.execute(
+                    update(Sample).where(Sample.id == columns["sample_id"][0]).values(shard_id=other)
+                )
+        return columns
 
-    monkeypatch.setattr(shards, "_rows", rows_then_race)
+    monkeypatch.setattr(shards, "_columns", columns_then_race)
     with pytest.raises(ShardWriteError, match="already in another shard"):
         shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=True)
     assert not list(tmp_path.rglob("*.parquet"))

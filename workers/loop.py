@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.1  # an idle worker claims this often: a new job waits at most this long
 PAUSED_PROBE_S = 10.0
 SHUTDOWN_GRACE_S = 30.0
+# Claims give expired leases back at most this often: under load a worker claims many times a second,
+# and the sweep's two statements cost more than the claim itself. An expired lease waits this much more.
+EXPIRED_SWEEP_S = 2.0
 
 
 def new_owner() -> str:
@@ -76,6 +79,7 @@ class Worker:
     _plans: dict[str, JobPlan] = field(default_factory=dict)
     _times: PhaseTimes = field(default_factory=PhaseTimes)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a reply came or a task ended
+    _swept: float = float("-inf")  # perf_counter of the last claim that swept expired leases
 
     def stop(self) -> None:
         self._stopping.set()
@@ -128,10 +132,22 @@ class Worker:
 
     async def _claim(self, count: int) -> list[ClaimedTask]:
         started = time.perf_counter()
+        sweep = started - self._swept >= EXPIRED_SWEEP_S
         try:
-            return await asyncio.to_thread(
-                queue.claim, self.engine, self.owner, count, self.lease_seconds, self.max_attempts
+            claimed = await asyncio.to_thread(
+                functools.partial(
+                    queue.claim,
+                    self.engine,
+                    self.owner,
+                    count,
+                    self.lease_seconds,
+                    self.max_attempts,
+                    sweep_expired=sweep,
+                )
             )
+            if sweep:
+                self._swept = started
+            return claimed
         except OperationalError as exc:
             log.warning("claim failed, retrying: %s", exc)
             return []
