@@ -135,14 +135,11 @@ def enqueue(conn: Connection, job_id: str, tasks: Iterable[NewTask], status: str
         )
         for t in tasks
     )
-    columns = ", ".join(_TASK_COLUMNS)
     with _cursor(conn) as cursor:
         if is_sqlite(conn):
             cursor.executemany(_insert_sql(conn, "tasks", _TASK_COLUMNS), rows)
-            return
-        with cursor.copy(f"COPY tasks ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        else:
+            _copy(cursor, "tasks", _TASK_COLUMNS, rows)
 
 
 @dataclass(frozen=True)
@@ -331,6 +328,7 @@ _SAMPLE_COLUMNS = (
     "created_at",
     "soft_labels",
 )
+_NEXT_SAMPLE_IDS = "SELECT nextval(pg_get_serial_sequence('samples', 'id')) FROM generate_series(1, %s)"
 _VERDICT_COLUMNS = ("sample_id", "job_id", "verifier", "accepted", "reason", "details")
 
 
@@ -344,20 +342,31 @@ def _done_sql(conn: Connection) -> str:
 
 
 def _insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
-    """Insert sample rows; their new ids, in order."""
-    statement = _insert_sql(conn, "samples", _SAMPLE_COLUMNS)
+    """Insert sample rows; their new ids, in order.
+
+    On PostgreSQL the ids are drawn from the table's sequence first and the rows go in by ``COPY``:
+    psycopg's pipelined ``executemany`` spends some 50 µs of Python per row, ``COPY`` a few.
+    """
     with _cursor(conn) as cursor:
         if is_sqlite(conn):  # sqlite3's executemany returns no rows; one execute each is as cheap
+            statement = _insert_sql(conn, "samples", _SAMPLE_COLUMNS)
             ids = []
             for row in rows:
                 cursor.execute(statement, row)
                 ids.append(cursor.lastrowid)
             return ids
-        cursor.executemany(f"{statement} RETURNING id", rows, returning=True)  # pipelined by psycopg
-        ids = [cursor.fetchone()[0]]
-        while cursor.nextset():
-            ids.append(cursor.fetchone()[0])
+        cursor.execute(_NEXT_SAMPLE_IDS, (len(rows),))
+        ids = [sample_id for (sample_id,) in cursor.fetchall()]
+        with_ids = ((i, *row) for i, row in zip(ids, rows, strict=True))
+        _copy(cursor, "samples", ("id", *_SAMPLE_COLUMNS), with_ids)
         return ids
+
+
+def _copy(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Rows into a PostgreSQL table by ``COPY``, the cheapest way in for many rows."""
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[LeaseLost | None]:
@@ -426,7 +435,10 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
         ]
         if verdict_rows:
             with _cursor(conn) as cursor:
-                cursor.executemany(_insert_sql(conn, "verdicts", _VERDICT_COLUMNS), verdict_rows)
+                if is_sqlite(conn):
+                    cursor.executemany(_insert_sql(conn, "verdicts", _VERDICT_COLUMNS), verdict_rows)
+                else:
+                    _copy(cursor, "verdicts", _VERDICT_COLUMNS, verdict_rows)
     return outcomes
 
 

@@ -64,6 +64,49 @@ def test_a_hang_no_signal_reaches_replaces_the_pool() -> None:
         runner.close()
 
 
+def test_calls_made_while_the_pool_is_busy_go_together_and_each_gets_its_own_verdicts() -> None:
+    runner = VerifierRunner(processes=1, timeout_s=1.0)
+    words = [f"word{i}" for i in range(12)]
+
+    async def verify_all() -> list[list[list[tuple[str, Verdict]]]]:
+        return await asyncio.gather(
+            *(
+                runner.verify(
+                    [VerifierSpec("keyword", {"word": word})],
+                    [Candidate(completion=f"<think>a</think> {word}", think="a", answer=word), BAD],
+                )
+                for word in words
+            )
+        )
+
+    try:
+        results = asyncio.run(verify_all())
+        for [[(_, hit)], [(_, miss)]] in results:
+            assert hit.accepted
+            assert miss.reason == "keyword:missing_word"
+        assert runner.batches < len(words)  # the first call went alone, the rest in batches
+    finally:
+        runner.close()
+
+
+def test_a_hang_in_a_batch_times_out_only_the_call_that_hangs() -> None:
+    runner = VerifierRunner(processes=1, timeout_s=0.5)
+
+    async def together() -> list[list[list[tuple[str, Verdict]]]]:
+        return await asyncio.gather(
+            runner.verify([VerifierSpec("stubborn", {"seconds": 60})], [GOOD]),
+            runner.verify([VerifierSpec("format")], [GOOD]),
+        )
+
+    try:
+        [[[(_, hung)]], [[(_, fine)]]] = asyncio.run(together())
+        assert hung.reason == "stubborn:timeout"
+        assert fine.accepted
+        assert runner.pools_replaced == 2  # the batch's pool, then the hanging call's own
+    finally:
+        runner.close()
+
+
 def test_a_process_that_exits_is_an_error_and_the_pool_recovers() -> None:
     runner = VerifierRunner(processes=1, timeout_s=1.0)
     try:

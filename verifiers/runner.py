@@ -28,6 +28,7 @@ from verifiers.registry import load_verifier, verifier_names
 
 DEFAULT_TIMEOUT_S = 10.0
 DEADLINE_SLACK_S = 5.0
+MAX_BATCH_CANDIDATES = 64
 ERROR_TEXT_LIMIT = 500
 
 
@@ -90,11 +91,14 @@ def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float)
         return Verdict.reject(spec.name, "error", error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
 
 
-def verify_batch(
-    specs: Sequence[VerifierSpec], candidates: Sequence[Candidate], timeout_s: float
-) -> list[list[NamedVerdict]]:
-    """Every verifier over every candidate; runs inside a pool process."""
-    return [[(spec.name, _run_one(spec, c, timeout_s)) for spec in specs] for c in candidates]
+def verify_requests(
+    requests: Sequence[tuple[Sequence[VerifierSpec], Sequence[Candidate]]], timeout_s: float
+) -> list[list[list[NamedVerdict]]]:
+    """Every verifier of each request over each of its candidates; runs inside a pool process."""
+    return [
+        [[(spec.name, _run_one(spec, c, timeout_s)) for spec in specs] for c in candidates]
+        for specs, candidates in requests
+    ]
 
 
 def _preload() -> None:
@@ -120,17 +124,55 @@ def _kill(pool: ProcessPoolExecutor) -> None:
             process.kill()
 
 
+@dataclass
+class _Request:
+    """One ``verify`` call waiting for its verdicts."""
+
+    specs: list[VerifierSpec]
+    candidates: list[Candidate]
+    deadline_s: float
+    done: asyncio.Future[list[list[NamedVerdict]]]
+
+    def settle(self, verdicts: list[list[NamedVerdict]]) -> None:
+        if not self.done.done():  # its caller may have been cancelled meanwhile
+            self.done.set_result(verdicts)
+
+
+@dataclass
+class _LoopState:
+    """The requests of one event loop waiting for a process, and how many batches are out."""
+
+    pending: list[_Request] = field(default_factory=list)
+    running: int = 0
+    drains: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def next_batch(self) -> list[_Request]:
+        """The oldest waiting requests, up to MAX_BATCH_CANDIDATES candidates (at least one request)."""
+        batch: list[_Request] = []
+        size = 0
+        while self.pending and (not batch or size + len(self.pending[0].candidates) <= MAX_BATCH_CANDIDATES):
+            batch.append(self.pending.pop(0))
+            size += len(batch[-1].candidates)
+        return batch
+
+
 class VerifierRunner:
-    """Owns the process pool; ``verify`` is safe to await from many tasks at once."""
+    """Owns the process pool; ``verify`` is safe to await from many tasks at once.
+
+    Calls that arrive while every process is busy go to the pool together, as one batch (up to
+    ``MAX_BATCH_CANDIDATES`` candidates): a worker verifying a task's four samples at a time would
+    otherwise spend more CPU handing calls to the pool and back than the checks themselves take.
+    """
 
     def __init__(self, processes: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.processes = processes or len(os.sched_getaffinity(0)) or 1  # the cores this process may use
         self.timeout_s = timeout_s
         self._pool = self._new_pool()
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
         self.pools_replaced = 0
+        self.batches = 0
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker process runs threads (event loop, DB pool) that fork would copy.
@@ -153,33 +195,59 @@ class VerifierRunner:
         """Verdicts of every spec for every candidate, in order."""
         if not specs or not candidates:
             return [[] for _ in candidates]
-        deadline = sum(spec_timeout(s, self.timeout_s) for s in specs) * len(candidates) + DEADLINE_SLACK_S
         loop = asyncio.get_running_loop()
-        # At most one call per process is handed to the pool, so a call never waits in the pool's queue
-        # and its deadline measures its own run, not the calls ahead of it.
-        slots = self._slots.setdefault(loop, asyncio.Semaphore(self.processes))
-        async with slots:
-            return await self._verify(loop, specs, candidates, deadline)
+        deadline = sum(spec_timeout(s, self.timeout_s) for s in specs) * len(candidates)
+        request = _Request(list(specs), list(candidates), deadline, loop.create_future())
+        state = self._loops.setdefault(loop, _LoopState())
+        state.pending.append(request)
+        # At most one batch per process is handed to the pool, so a batch never waits in the pool's
+        # queue and its deadline measures its own run, not the batches ahead of it.
+        if state.running < self.processes:
+            state.running += 1
+            drain = asyncio.create_task(self._drain(state))
+            state.drains.add(drain)
+            drain.add_done_callback(state.drains.discard)
+        return await request.done
 
-    async def _verify(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        specs: Sequence[VerifierSpec],
-        candidates: Sequence[Candidate],
-        deadline: float,
-    ) -> list[list[NamedVerdict]]:
+    async def _drain(self, state: _LoopState) -> None:
+        """Hand waiting requests to the pool, a batch at a time, until none is left."""
+        try:
+            while batch := state.next_batch():
+                await self._run(batch)
+        finally:
+            state.running -= 1
+
+    async def _run(self, batch: list[_Request]) -> None:
+        loop = asyncio.get_running_loop()
+        work = [(r.specs, r.candidates) for r in batch]
+        deadline = sum(r.deadline_s for r in batch) + DEADLINE_SLACK_S
         for _ in range(2):
             pool = self._pool
-            future = loop.run_in_executor(pool, verify_batch, list(specs), list(candidates), self.timeout_s)
+            future = loop.run_in_executor(pool, verify_requests, work, self.timeout_s)
             try:
-                return await asyncio.wait_for(future, deadline)
+                results = await asyncio.wait_for(future, deadline)
             except TimeoutError:
+                # A check hung where no signal reaches it. The pool goes; alone, each request of the
+                # batch either finishes or is the one that hangs, and only that one times out.
                 self._replace(pool)
-                return _all(specs, candidates, "timeout", seconds=deadline, hung=True)
+                if len(batch) > 1:
+                    for request in batch:
+                        await self._run([request])
+                    return
+                (request,) = batch
+                hung = _all(request.specs, request.candidates, "timeout", seconds=deadline, hung=True)
+                request.settle(hung)
+                return
             except BrokenProcessPool:
                 # Another call's hang or a crashed process broke the pool: retry once on a new one.
                 self._replace(pool)
-        return _all(specs, candidates, "error", error="verifier process crashed")
+                continue
+            self.batches += 1
+            for request, verdicts in zip(batch, results, strict=True):
+                request.settle(verdicts)
+            return
+        for request in batch:
+            request.settle(_all(request.specs, request.candidates, "error", error="verifier process crashed"))
 
     def close(self) -> None:
         _kill(self._pool)
