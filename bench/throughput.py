@@ -99,6 +99,7 @@ class Run:
     lead_s: float = 0.0  # from the job's submission to its first request at the teacher
     tail_s: float = 0.0  # from the last reply to the job done, its last shard written
     accepted: int = 0
+    client_cpu_s: float = 0.0  # the bare client's own CPU: the floor of receiving these replies
 
     @property
     def samples_per_s(self) -> float:
@@ -210,11 +211,11 @@ async def _bare(teacher_url: str, regime: Regime, items: list[dict[str, str]]) -
 
 def bare_client(teacher_url: str, regime: Regime) -> Run:
     httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1})
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     samples, tokens = asyncio.run(_bare(teacher_url, regime, prompts(regime.prompts)))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     share, first, last = in_flight_share(teacher_url, regime.in_flight)
-    return Run(samples, tokens, seconds, share, last - first)
+    return Run(samples, tokens, seconds, share, last - first, client_cpu_s=cpu)
 
 
 @dataclass
@@ -303,7 +304,8 @@ def pipeline(
     return Pipeline(run, profile, cpu, solved)
 
 
-def report(label: str, result: Pipeline, ceiling: Run, level: int) -> float:
+def report(label: str, result: Pipeline, ceiling: Run, level: int) -> tuple[float, float]:
+    """Print one pipeline run against the ceiling; returns the ratio and orchestration ms per sample."""
     run, times, cpu = result.run, result.profile, result.cpu
     ratio = run.samples_per_s / ceiling.samples_per_s
     print(
@@ -328,7 +330,7 @@ def report(label: str, result: Pipeline, ceiling: Run, level: int) -> float:
         f"{1000 * cpu['verifiers'] / samples:.2f} ms/sample",
         flush=True,
     )
-    return ratio
+    return ratio, 1000 * orchestration / samples
 
 
 def early_stop_report(full: Pipeline, stopped: Pipeline) -> None:
@@ -358,6 +360,7 @@ def main() -> None:
     os.sched_setaffinity(0, cores - {TEACHER_CORE})  # inherited by everything started from here
     databases = args.databases.split(",")
     ratios: dict[str, float] = {}
+    orchestration: dict[str, float] = {}  # CPU ms per sample of the API, workers and database
     shares: list[float] = []
     with tempfile.TemporaryDirectory(prefix="tracemill-throughput-") as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
@@ -369,7 +372,8 @@ def main() -> None:
                 ceiling = bare_client(url, regime)
                 print(
                     f"{name:<22} (a) {ceiling.samples_per_s:8.1f} samples/s {ceiling.tokens_per_s:11,.0f} "
-                    f"tokens/s  in flight {ceiling.in_flight_share:.3f} of {regime.in_flight}",
+                    f"tokens/s  in flight {ceiling.in_flight_share:.3f} of {regime.in_flight}; client cpu "
+                    f"{1000 * ceiling.client_cpu_s / ceiling.samples:.2f} ms/sample",
                     flush=True,
                 )
                 for database in databases:
@@ -380,13 +384,15 @@ def main() -> None:
                         assert pg is not None
                         url_db, workers = create_database(pg, f"{name}_{database}"), 4
                     result = pipeline(url, regime, url_db, workers, folder)
-                    ratios[f"{name}_{database}"] = report(
+                    key = f"{name}_{database}"
+                    ratios[key], orchestration[key] = report(
                         f"{name} {database} x{workers}", result, ceiling, regime.in_flight
                     )
                     shares.append(result.run.in_flight_share)
                     if name == "realistic" and database == "sqlite":
                         early = url_db.replace(".db", "-early.db")
                         early_stop_report(result, pipeline(url, regime, early, 1, folder, early_stop=1))
+    print("orchestration cpu ms/sample: " + " ".join(f"{k}={v:.2f}" for k, v in orchestration.items()))
     summary = " ".join(f"{key}={value:.3f}" for key, value in ratios.items())
     print(f"throughput: {summary} inflight_share={min(shares):.3f}")
 

