@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 
 from service.models import Sample, Task, Verdict
 
@@ -25,13 +25,20 @@ def with_prompt() -> SampleQuery:
     )
 
 
-def verdicts_by_sample(conn: Connection, ids: Sequence[int]) -> dict[int, list[Any]]:
-    """Every verdict row of the given samples, grouped by sample id (each id present)."""
+def verdicts_by_sample(
+    conn: Connection, ids: Sequence[int], details: ColumnElement[Any] | None = None
+) -> dict[int, list[Any]]:
+    """Every verdict of the given samples (verifier, accepted, reason, details), grouped by sample id
+    (each id present). ``details`` may be another expression of that column: the shard writer reads
+    it as the JSON text stored, rather than decoding it only to encode it again."""
     verdicts: dict[int, list[Any]] = {i: [] for i in ids}
+    columns = (Verdict.sample_id, Verdict.verifier, Verdict.accepted, Verdict.reason)
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]
         for row in conn.execute(
-            select(Verdict).where(Verdict.sample_id.in_(chunk)).order_by(Verdict.sample_id, Verdict.verifier)
+            select(*columns, (Verdict.details if details is None else details).label("details"))
+            .where(Verdict.sample_id.in_(chunk))
+            .order_by(Verdict.sample_id, Verdict.verifier)
         ):
             verdicts[row.sample_id].append(row)
     return verdicts

@@ -25,7 +25,7 @@ from service.db import reading, utcnow, writing
 from service.errors import ShardWriteError
 from service.models import Job, Sample, Shard, Task, Verdict
 from service.prompts import conversation
-from service.samples import ID_CHUNK
+from service.samples import ID_CHUNK, verdicts_by_sample
 from service.soft_labels import SoftLabels, unpack
 from service.storage import ShardStore
 
@@ -102,17 +102,13 @@ def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[st
             .limit(limit)
         ).all()
         ids = [row.id for row in rows]
-        verdicts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-        for start in range(0, len(ids), ID_CHUNK):
-            for sample_id, verifier, ok, reason, details in conn.execute(
-                select(Verdict.sample_id, Verdict.verifier, Verdict.accepted, Verdict.reason)
-                .add_columns(cast(Verdict.details, Text))
-                .where(Verdict.sample_id.in_(ids[start : start + ID_CHUNK]))
-                .order_by(Verdict.sample_id, Verdict.verifier)
-            ):
-                verdicts[sample_id].append(
-                    {"verifier": verifier, "accepted": ok, "reason": reason, "details": details}
-                )
+        verdicts = {
+            sample_id: [
+                {"verifier": v.verifier, "accepted": v.accepted, "reason": v.reason, "details": v.details}
+                for v in found
+            ]
+            for sample_id, found in verdicts_by_sample(conn, ids, details=cast(Verdict.details, Text)).items()
+        }
     columns: dict[str, list[Any]] = {name: [row[i] for row in rows] for i, name in enumerate(_READ)}
     columns["messages"] = [conversation(row.prompt, row.messages, spec) for row in rows]
     columns["verdicts"] = [verdicts[i] for i in ids]
