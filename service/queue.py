@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, select, text, update
+from sqlalchemy import Connection, Engine, text, update
 
 from service.db import is_sqlite, utcnow, writing
 from service.errors import LeaseLost
@@ -71,15 +71,21 @@ _TASK_COLUMNS = (
 
 
 class _Encoders:
-    """Values as SQLAlchemy's column types would bind them, for statements sent to the driver itself."""
+    """Values as SQLAlchemy's column types would bind and load them, for statements sent to the driver
+    itself."""
 
     def __init__(self, conn: Connection) -> None:
         columns = Task.__table__.c
-        self._json = columns.messages.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        json_type = columns.messages.type.dialect_impl(conn.dialect)
+        self._json = json_type.bind_processor(conn.dialect)
+        self._load_json = json_type.result_processor(conn.dialect, None)  # None: the driver decodes
         self._stamp = columns.not_before.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
 
     def json(self, value: Any) -> Any:
         return self._json(value) if self._json else json.dumps(value)
+
+    def load_json(self, value: Any) -> Any:
+        return self._load_json(value) if self._load_json else value
 
     def timestamp(self, value: datetime) -> Any:
         return self._stamp(value) if self._stamp else value
@@ -219,34 +225,29 @@ def claim(
     with writing(engine) as conn:
         if sweep_expired:
             _requeue_expired(conn, now, max_attempts)
-        ready = (
-            select(Task.id)
-            .where(IS_QUEUED, Task.not_before <= now)
-            .order_by(Task.not_before, Task.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = conn.execute(
-            update(Task)
-            .where(Task.id.in_(ready.scalar_subquery()))
-            .values(
-                status="running",
-                owner=owner,
-                attempt=Task.attempt + 1,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-            )
-            .returning(
-                Task.id,
-                Task.job_id,
-                Task.prompt_id,
-                Task.prompt,
-                Task.messages,
-                Task.reference,
-                Task.tests,
-                Task.attempt,
-            )
-        ).all()
-    return sorted((ClaimedTask(*row) for row in rows), key=lambda t: t.id)
+        encode = _Encoders(conn)
+        expires = encode.timestamp(now + timedelta(seconds=lease_seconds))
+        with _cursor(conn) as cursor:
+            cursor.execute(_claim_sql(conn), (owner, expires, encode.timestamp(now), limit))
+            rows = cursor.fetchall()
+    claimed = (
+        ClaimedTask(task_id, job, prompt_id, prompt, encode.load_json(chat), ref, encode.load_json(tests), n)
+        for task_id, job, prompt_id, prompt, chat, ref, tests, n in rows
+    )
+    return sorted(claimed, key=lambda t: t.id)
+
+
+def _claim_sql(conn: Connection) -> str:
+    """The claim as the driver's SQL: a worker claims several times a second, and building the
+    statement through SQLAlchemy each time cost it more CPU than the database spent running it."""
+    mark = _mark(conn)
+    lock = "" if is_sqlite(conn) else " FOR UPDATE SKIP LOCKED"
+    return (
+        f"UPDATE tasks SET status = 'running', owner = {mark}, attempt = attempt + 1, "
+        f"lease_expires_at = {mark} WHERE id IN (SELECT id FROM tasks WHERE {IS_QUEUED.text} "
+        f"AND not_before <= {mark} ORDER BY not_before, id LIMIT {mark}{lock}) "
+        "RETURNING id, job_id, prompt_id, prompt, messages, reference, tests, attempt"
+    )
 
 
 def renew(engine: Engine, owner: str, lease_seconds: float) -> set[int]:
@@ -304,14 +305,8 @@ def finish(
         raise lost
 
 
-# finish_many's statements. The fence goes through SQLAlchemy; the rest go to the driver as they are,
-# a tuple per row: SQLAlchemy's per-row parameter processing cost more CPU than the database's own work
-# for the samples and verdicts of a batch.
-_HELD = (
-    select(Task.id, Task.attempt)
-    .where(Task.id.in_(bindparam("ids", expanding=True)), Task.owner == bindparam("owner"), IS_RUNNING)
-    .with_for_update()
-)
+# finish_many's statements go to the driver as they are, a tuple per row: SQLAlchemy's statement
+# building and per-row parameter processing cost more CPU than the database's own work for a batch.
 _DONE_SET = ("finished_at", "n_samples", "n_accepted", "prompt_tokens", "completion_tokens")
 _SAMPLE_COLUMNS = (
     "task_id",
@@ -330,6 +325,16 @@ _SAMPLE_COLUMNS = (
 )
 _NEXT_SAMPLE_IDS = "SELECT nextval(pg_get_serial_sequence('samples', 'id')) FROM generate_series(1, %s)"
 _VERDICT_COLUMNS = ("sample_id", "job_id", "verifier", "accepted", "reason", "details")
+
+
+def _held_sql(conn: Connection, count: int) -> str:
+    """The fence of a batch: which of ``count`` tasks are still leased to the owner, at which attempt
+    (locked on PostgreSQL; SQLite's write transaction already excludes every other writer)."""
+    lock = "" if is_sqlite(conn) else " FOR UPDATE"
+    return (
+        f"SELECT id, attempt FROM tasks WHERE id IN ({', '.join([_mark(conn)] * count)}) "
+        f"AND owner = {_mark(conn)} AND {IS_RUNNING.text}{lock}"
+    )
 
 
 def _done_sql(conn: Connection) -> str:
@@ -379,10 +384,11 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
     with writing(engine) as conn:
         encode = _Encoders(conn)
         now = encode.timestamp(utcnow())
-        # The fence for the whole batch in one statement (rows locked on PostgreSQL; SQLite's write
-        # transaction already excludes every other writer), then one update of those held.
+        # The fence for the whole batch in one statement, then one update of those held.
         ids = [item.task.id for item in batch]
-        held = {(task_id, attempt) for task_id, attempt in conn.execute(_HELD, {"ids": ids, "owner": owner})}
+        with _cursor(conn) as cursor:
+            cursor.execute(_held_sql(conn, len(ids)), (*ids, owner))
+            held = {(task_id, attempt) for task_id, attempt in cursor.fetchall()}
         done: list[tuple[Any, ...]] = []
         samples: list[tuple[Any, ...]] = []
         verdicts: list[tuple[str, Sequence[NewVerdict]]] = []  # per sample row, in the same order

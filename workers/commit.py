@@ -2,16 +2,18 @@
 
 A task awaits ``commit`` and resumes once its samples are durable (or learns its lease was lost),
 exactly as with one transaction per task; the database sees one commit, and one fsync, per batch.
-A batch lingers ``LINGER_S`` after its first task so that others join it: a task's request slot is
-already free when it commits, so the wait costs the teacher nothing, and each transaction saved is
-CPU saved (at 160 tasks a second batches held about three tasks; 50 ms gathers about eight).
+A batch lingers up to ``LINGER_S`` after its first task so that others join it, and no longer once
+none of the worker's other tasks is on its way (the end of a job commits at once). A task's request
+slot is already free when it commits, so the wait costs the teacher nothing, and each transaction
+saved is CPU saved in the worker and the database: a worker of four on PostgreSQL finishes some 18
+tasks a second, so a 50 ms linger committed them about two at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
@@ -19,12 +21,15 @@ from service import queue
 from service.queue import ClaimedTask, Finished, NewSample
 
 MAX_BATCH = 256
-LINGER_S = 0.05
+LINGER_S = 0.25
 
 
 class Committer:
-    def __init__(self, engine: Engine, owner: str) -> None:
-        self.engine, self.owner = engine, owner
+    """``expecting`` says how many of the worker's tasks may still come to commit (claimed, and not
+    yet committing)."""
+
+    def __init__(self, engine: Engine, owner: str, expecting: Callable[[], int]) -> None:
+        self.engine, self.owner, self._expecting = engine, owner, expecting
         self._pending: list[tuple[Finished, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -44,13 +49,21 @@ class Committer:
         await done
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
-            await asyncio.sleep(LINGER_S)
+            deadline = loop.time() + LINGER_S
+            while (left := deadline - loop.time()) > 0 and self._others_may_join():
+                self._wake.clear()  # each new task wakes the linger to look again
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), left)
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 await self._write(batch)
+
+    def _others_may_join(self) -> bool:
+        return len(self._pending) < MAX_BATCH and self._expecting() > 0
 
     async def _write(self, batch: list[tuple[Finished, asyncio.Future[None]]]) -> None:
         try:

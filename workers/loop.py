@@ -68,7 +68,7 @@ class Worker:
     lease_seconds: float
     max_attempts: int
     max_in_flight: int
-    prefetch: int | None = None  # tasks claimed beyond the requests out; default a quarter of them
+    prefetch: int | None = None  # tasks claimed beyond the requests out; default half as many
     owner: str = field(default_factory=new_owner)
     exit_when_idle: bool = False
     paused_probe_s: float = PAUSED_PROBE_S
@@ -80,6 +80,7 @@ class Worker:
     _times: PhaseTimes = field(default_factory=PhaseTimes)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a reply came or a task ended
     _swept: float = float("-inf")  # perf_counter of the last claim that swept expired leases
+    _drained: float = float("-inf")  # perf_counter of the last claim that found fewer tasks than asked
 
     def stop(self) -> None:
         self._stopping.set()
@@ -125,10 +126,14 @@ class Worker:
         Claims wait until half the prefetch is gone, so that replies coming one by one do not each
         cost a claim transaction.
         """
-        prefetch = self.max_in_flight // 4 + 1 if self.prefetch is None else self.prefetch
+        prefetch = self.max_in_flight // 2 + 1 if self.prefetch is None else self.prefetch
         ahead = self.max_in_flight + prefetch - len(processor.awaiting_reply)
         room = min(ahead, 2 * self.max_in_flight + prefetch - len(self._tasks))
         return room if room >= max(1, prefetch // 2) or not processor.awaiting_reply else 0
+
+    def _may_claim(self) -> bool:
+        """A queue found empty is asked again after ``IDLE_POLL_S``, not at every reply that follows."""
+        return time.perf_counter() - self._drained >= IDLE_POLL_S
 
     async def _claim(self, count: int) -> list[ClaimedTask]:
         started = time.perf_counter()
@@ -147,6 +152,8 @@ class Worker:
             )
             if sweep:
                 self._swept = started
+            if len(claimed) < count:
+                self._drained = started
             return claimed
         except OperationalError as exc:
             log.warning("claim failed, retrying: %s", exc)
@@ -193,14 +200,15 @@ class Worker:
             while not self._stopping.is_set():
                 self._wake.clear()  # before counting, so a reply from here on wakes the wait below
                 room = self._room(processor)
-                claimed = await self._claim(room) if room > 0 else []
+                asked = room > 0 and self._may_claim()
+                claimed = await self._claim(room) if asked else []
                 if claimed and not self._tasks:
                     log.info("picked up %d tasks (job %s)", len(claimed), claimed[0].job_id)
                 for task in claimed:
                     running = asyncio.create_task(processor.run(task, self._plan(task.job_id)))
                     running.add_done_callback(functools.partial(self._settle, task.id))
                     self._tasks[task.id] = running
-                if not claimed and not self._tasks and self.exit_when_idle:
+                if asked and not claimed and not self._tasks and self.exit_when_idle:
                     return
                 if claimed and len(claimed) == room and self._room(processor) > 0:
                     continue

@@ -149,18 +149,21 @@ class TaskProcessor:
     times: PhaseTimes = field(default_factory=PhaseTimes)
     awaiting_reply: set[int] = field(default_factory=set)  # claimed tasks whose request is not answered
     replied: asyncio.Event = field(default_factory=asyncio.Event)
+    _working: set[int] = field(default_factory=set)  # tasks being run, not yet committing
 
     def __post_init__(self) -> None:
         self._request_slots = asyncio.Semaphore(self.max_in_flight)
-        self.committer = Committer(self.engine, self.owner)
+        self.committer = Committer(self.engine, self.owner, lambda: len(self._working))
 
     async def run(self, task: ClaimedTask, plan: JobPlan) -> str:
         """Process one task to an end state; returns what happened (for logs and counters)."""
         self.awaiting_reply.add(task.id)
+        self._working.add(task.id)
         try:
             return await self._run(task, plan)
         finally:
             self._replied(task.id)
+            self._working.discard(task.id)
 
     def _replied(self, task_id: int) -> None:
         if task_id in self.awaiting_reply:
@@ -198,6 +201,7 @@ class TaskProcessor:
             await asyncio.to_thread(queue.fail, self.engine, task, self.owner, exc.message)
             return "failed"
         started = time.perf_counter()
+        self._working.discard(task.id)
         await self.committer.commit(task, samples, prompt_tokens)
         self.times.write_s += time.perf_counter() - started
         self.times.samples += len(samples)
