@@ -1,4 +1,5 @@
-"""Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts, shards.
+"""Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts, shards, the samples
+awaiting a shard, exports.
 
 The schema is created by Alembic only (``migrations/``); ``tests/test_migrations.py`` checks that the
 migrations and these models agree.
@@ -125,18 +126,6 @@ class Sample(Base):
         UniqueConstraint("task_id", "sample_index"),
         Index(None, "job_id", "accepted", "id"),
         Index(None, "job_id", "id"),  # the samples list: a job's samples in id order
-        Index(None, "shard_id"),
-        # The flusher's backlog: samples not yet in a shard (see migration 0007).
-        Index(
-            "ix_samples_unflushed",
-            "job_id",
-            "accepted",
-            "id",
-            "created_at",
-            "shard_id",  # always null here, but SQLite reads the row to check it unless the index has it
-            sqlite_where=text("shard_id IS NULL"),
-            postgresql_where=text("shard_id IS NULL"),
-        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -151,10 +140,27 @@ class Sample(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     accepted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(120))  # the first rejection, for quick display
-    shard_id: Mapped[int | None] = mapped_column(ForeignKey("shards.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     # An accepted sample's soft labels (service/soft_labels.pack) until its shard is written.
     soft_labels: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+
+
+class ShardBacklog(Base):
+    """A committed sample not yet in a shard: the flusher's work list. Written in the transaction that
+    commits the sample, deleted in the one that records its shard.
+
+    A row of its own rather than a mark on the sample (migration 0009): marking a sample rewrote its
+    whole row, text included, on SQLite, and added an entry to every index of the samples table on
+    PostgreSQL. Keyed the way the flusher reads it: a job's samples of one kind, in id order.
+    """
+
+    __tablename__ = "shard_backlog"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    accepted: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Verdict(Base):

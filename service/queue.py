@@ -141,11 +141,7 @@ def enqueue(conn: Connection, job_id: str, tasks: Iterable[NewTask], status: str
         )
         for t in tasks
     )
-    with _cursor(conn) as cursor:
-        if is_sqlite(conn):
-            cursor.executemany(_insert_sql(conn, "tasks", _TASK_COLUMNS), rows)
-        else:
-            _copy(cursor, "tasks", _TASK_COLUMNS, rows)
+    _insert_rows(conn, "tasks", _TASK_COLUMNS, rows)
 
 
 @dataclass(frozen=True)
@@ -325,6 +321,7 @@ _SAMPLE_COLUMNS = (
 )
 _NEXT_SAMPLE_IDS = "SELECT nextval(pg_get_serial_sequence('samples', 'id')) FROM generate_series(1, %s)"
 _VERDICT_COLUMNS = ("sample_id", "job_id", "verifier", "accepted", "reason", "details")
+_BACKLOG_COLUMNS = ("job_id", "accepted", "sample_id", "created_at")
 
 
 def _held_sql(conn: Connection, count: int) -> str:
@@ -374,6 +371,17 @@ def _copy(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[tuple[
             copy.write_row(row)
 
 
+def _insert_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """Many rows in one go: ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
+    with _cursor(conn) as cursor:
+        if is_sqlite(conn):
+            cursor.executemany(_insert_sql(conn, table, columns), rows)
+        else:
+            _copy(cursor, table, columns, rows)
+
+
 def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[LeaseLost | None]:
     """Commit several tasks' samples and mark them done, in one transaction (one commit, one fsync).
 
@@ -391,7 +399,8 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
             held = {(task_id, attempt) for task_id, attempt in cursor.fetchall()}
         done: list[tuple[Any, ...]] = []
         samples: list[tuple[Any, ...]] = []
-        verdicts: list[tuple[str, Sequence[NewVerdict]]] = []  # per sample row, in the same order
+        # Per sample row, in the same order: its job, whether it was accepted, its verdicts.
+        per_sample: list[tuple[str, bool, Sequence[NewVerdict]]] = []
         for item in batch:
             task = item.task
             if (task.id, task.attempt) not in held:
@@ -427,7 +436,7 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
                         s.soft_labels if ok else None,
                     )
                 )
-                verdicts.append((task.job_id, s.verdicts))
+                per_sample.append((task.job_id, ok, s.verdicts))
         if done:
             with _cursor(conn) as cursor:
                 cursor.executemany(_done_sql(conn), done)
@@ -436,15 +445,16 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
         sample_ids = _insert_samples(conn, samples)
         verdict_rows = [
             (sample_id, job_id, v.verifier, v.accepted, v.reason, encode.json(v.details))
-            for sample_id, (job_id, sample_verdicts) in zip(sample_ids, verdicts, strict=True)
+            for sample_id, (job_id, _, sample_verdicts) in zip(sample_ids, per_sample, strict=True)
             for v in sample_verdicts
         ]
         if verdict_rows:
-            with _cursor(conn) as cursor:
-                if is_sqlite(conn):
-                    cursor.executemany(_insert_sql(conn, "verdicts", _VERDICT_COLUMNS), verdict_rows)
-                else:
-                    _copy(cursor, "verdicts", _VERDICT_COLUMNS, verdict_rows)
+            _insert_rows(conn, "verdicts", _VERDICT_COLUMNS, verdict_rows)
+        backlog = [
+            (job_id, ok, sample_id, now)
+            for sample_id, (job_id, ok, _) in zip(sample_ids, per_sample, strict=True)
+        ]
+        _insert_rows(conn, "shard_backlog", _BACKLOG_COLUMNS, backlog)  # each sample awaits its shard
     return outcomes
 
 

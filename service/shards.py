@@ -2,9 +2,9 @@
 
 A shard is all or nothing: its file is written whole (``service/storage.py``: locally under a temporary
 name, fsynced and renamed; on an fsspec URL in one upload), and it counts only once the database
-records it together with its samples, in one transaction that also checks no other flusher took any of
-them. A crash leaves at most an unrecorded file, which ``remove_orphans`` deletes; readers list shards
-from the database, never by listing the store.
+records it and takes its samples off the backlog (``shard_backlog``) in one transaction, which also
+checks that no other flusher took any of them. A crash leaves at most an unrecorded file, which
+``remove_orphans`` deletes; readers list shards from the database, never by listing the store.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Engine, Text, cast, func, insert, select, update
+from sqlalchemy import Engine, Text, cast, delete, func, insert, select, update
 
 from service import soft_labels
 from service.db import reading, utcnow, writing
 from service.errors import ShardWriteError
-from service.models import Job, Sample, Shard, Task, Verdict
+from service.models import Job, Sample, Shard, ShardBacklog, Task, Verdict
 from service.prompts import conversation
 from service.samples import ID_CHUNK, verdicts_by_sample
 from service.soft_labels import SoftLabels, unpack
@@ -89,16 +89,18 @@ _READ = {
 
 
 def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[str, list[Any]]:
-    """Up to ``limit`` committed samples of one kind not yet in a shard, with their verdicts, as the
-    shard's columns: built column by column from plain rows, since ORM objects and a dict per row
-    cost more than the rest of a flush. Verdict details stay the JSON text the database holds."""
+    """Up to ``limit`` samples of one kind from the backlog, with their verdicts, as the shard's
+    columns: built column by column from plain rows, since ORM objects and a dict per row cost more
+    than the rest of a flush. Verdict details stay the JSON text the database holds."""
     with reading(engine) as conn:
         spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
         rows = conn.execute(
             select(*_READ.values(), Task.prompt, Task.messages)
+            .select_from(ShardBacklog)
+            .join(Sample, Sample.id == ShardBacklog.sample_id)
             .join(Task, Task.id == Sample.task_id)
-            .where(Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None))
-            .order_by(Sample.id)
+            .where(ShardBacklog.job_id == job_id, ShardBacklog.accepted.is_(accepted))
+            .order_by(ShardBacklog.sample_id)
             .limit(limit)
         ).all()
         ids = [row.id for row in rows]
@@ -134,7 +136,8 @@ def _write_shard(
     engine: Engine, store: ShardStore, job_id: str, kind: str, columns: dict[str, list[Any]]
 ) -> None:
     """The samples' shard and, for accepted samples with soft labels, the soft-label shard beside it
-    (same name, folder ``softlabels``): both files first, then both rows in one transaction."""
+    (same name, folder ``softlabels``): both files first, then both rows, with the samples taken off
+    the backlog, in one transaction."""
     ids = columns["sample_id"]
     name = f"part-{ids[0]:012d}-{secrets.token_hex(3)}.parquet"
     tables = {kind: pa.Table.from_pydict(columns, schema=SCHEMA)}
@@ -146,30 +149,34 @@ def _write_shard(
             relative = f"{job_id}/{shard_kind}/{name}"
             written[shard_kind] = relative, store.write(relative, table)
         with writing(engine) as conn:
-            shard_ids = {
-                shard_kind: conn.execute(
-                    insert(Shard)
-                    .values(
-                        job_id=job_id,
-                        kind=shard_kind,
-                        path=relative,
-                        num_rows=tables[shard_kind].num_rows,
-                        num_bytes=size,
-                        created_at=utcnow(),
-                    )
-                    .returning(Shard.id)
-                ).scalar_one()
-                for shard_kind, (relative, size) in written.items()
-            }
-            marked = 0
+            conn.execute(
+                insert(Shard),
+                [
+                    {
+                        "job_id": job_id,
+                        "kind": shard_kind,
+                        "path": relative,
+                        "num_rows": tables[shard_kind].num_rows,
+                        "num_bytes": size,
+                        "created_at": utcnow(),
+                    }
+                    for shard_kind, (relative, size) in written.items()
+                ],
+            )
+            taken = 0
             for start in range(0, len(ids), ID_CHUNK):
-                marked += conn.execute(
-                    update(Sample)
-                    .where(Sample.id.in_(ids[start : start + ID_CHUNK]), Sample.shard_id.is_(None))
-                    .values(shard_id=shard_ids[kind], soft_labels=None)  # the shard holds them now
+                chunk = ids[start : start + ID_CHUNK]
+                taken += conn.execute(
+                    delete(ShardBacklog).where(
+                        ShardBacklog.job_id == job_id,
+                        ShardBacklog.accepted.is_(kind == "accepted"),
+                        ShardBacklog.sample_id.in_(chunk),
+                    )
                 ).rowcount
-            if marked != len(ids):  # another flusher took some: roll back, ours never counted
-                raise ShardWriteError(f"{len(ids) - marked} samples were already in another shard")
+                if SOFT_LABELS in tables:  # the soft-label shard holds them now
+                    conn.execute(update(Sample).where(Sample.id.in_(chunk)).values(soft_labels=None))
+            if taken != len(ids):  # another flusher took some: roll back, ours never counted
+                raise ShardWriteError(f"{len(ids) - taken} samples were already in another shard")
     except BaseException:
         for relative, _ in written.values():
             store.delete(relative)
@@ -241,8 +248,8 @@ def _pending(engine: Engine, job_id: str, accepted: bool) -> tuple[int, datetime
     """How many samples of a kind await a shard, and when the oldest was committed."""
     with reading(engine) as conn:
         count, oldest = conn.execute(
-            select(func.count(), func.min(Sample.created_at)).where(
-                Sample.job_id == job_id, Sample.accepted.is_(accepted), Sample.shard_id.is_(None)
+            select(func.count(), func.min(ShardBacklog.created_at)).where(
+                ShardBacklog.job_id == job_id, ShardBacklog.accepted.is_(accepted)
             )
         ).one()
     return int(count), oldest
@@ -256,6 +263,9 @@ def flush_all(
         jobs = conn.execute(
             select(Job.id, Job.status).where(Job.status.in_(("running", "paused", "cancelled")))
         ).all()
+        backlog = dict(
+            conn.execute(select(ShardBacklog.job_id, func.count()).group_by(ShardBacklog.job_id)).all()
+        )
     shards = rows = 0
     for job_id, status in jobs:
         with reading(engine) as conn:
@@ -267,12 +277,7 @@ def flush_all(
                 ).all()
             )
             active = sum(unfinished.values())
-            pending = conn.execute(
-                select(func.count())
-                .select_from(Sample)
-                .where(Sample.job_id == job_id, Sample.shard_id.is_(None))
-            ).scalar_one()
-        if pending:
+        if backlog.get(job_id):
             draining = active == unfinished.get("running", 0)
             result = flush_job(
                 engine,
@@ -292,7 +297,7 @@ def flush_all(
 def _mark_done(engine: Engine, job_id: str) -> None:
     with writing(engine) as conn:
         unflushed = conn.execute(
-            select(func.count()).select_from(Sample).where(Sample.job_id == job_id, Sample.shard_id.is_(None))
+            select(func.count()).select_from(ShardBacklog).where(ShardBacklog.job_id == job_id)
         ).scalar_one()
         if unflushed == 0:
             conn.execute(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect
+import pytest
+from sqlalchemy import MetaData, create_engine, func, inspect, select
 
-from service.db import alembic_config, downgrade_schema, upgrade_schema
+from service.db import alembic_config, downgrade_schema, make_engine, upgrade_schema
 from service.models import metadata
 
-TABLES = {"jobs", "tasks", "samples", "verdicts", "shards", "exports"}
+TABLES = {"jobs", "tasks", "samples", "verdicts", "shards", "shard_backlog", "exports"}
 
 
 def _tables(url: str) -> set[str]:
@@ -44,3 +46,73 @@ def test_alembic_command_line_on_an_empty_sqlite_file(tmp_path: Path) -> None:
             [sys.executable, "-m", "alembic", *args], cwd=root, env=env, check=True, capture_output=True
         )
         assert _tables(url) == expected
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url"))
+
+
+def test_0009_moves_samples_awaiting_a_shard_to_the_backlog_and_keeps_every_verdict(empty_url: str) -> None:
+    """On SQLite the samples table is rebuilt: with foreign keys on, dropping the old one would have
+    deleted every verdict (``migrations/env.py`` turns them off for migrations)."""
+    upgrade_schema(empty_url, "0008")
+    engine = make_engine(empty_url)
+    now = datetime(2026, 11, 24, 12, 0, 0)
+    with engine.begin() as conn:
+        old = MetaData()
+        old.reflect(conn)
+        t = old.tables
+        job = {"id": "j", "status": "running", "spec": {}, "num_tasks": 1, "created_at": now}
+        conn.execute(t["jobs"].insert().values(**job))
+        conn.execute(
+            t["tasks"].insert().values(
+                id=1, job_id="j", prompt_id="p", prompt="q", status="done", attempt=1, not_before=now,
+                n_samples=3, n_accepted=2, prompt_tokens=1, completion_tokens=3,
+            )
+        )  # fmt: skip
+        conn.execute(
+            t["shards"]
+            .insert()
+            .values(
+                id=7, job_id="j", kind="accepted", path="a.parquet", num_rows=1, num_bytes=1, created_at=now
+            )
+        )
+        for sample_id, accepted, shard_id in ((1, True, 7), (2, True, None), (3, False, None)):
+            conn.execute(
+                t["samples"].insert().values(
+                    id=sample_id, task_id=1, job_id="j", sample_index=sample_id, attempt=1, completion="c",
+                    completion_tokens=1, accepted=accepted, created_at=now, shard_id=shard_id,
+                )
+            )  # fmt: skip
+            conn.execute(
+                t["verdicts"]
+                .insert()
+                .values(sample_id=sample_id, verifier="format", job_id="j", accepted=accepted, details={})
+            )
+    engine.dispose()
+
+    upgrade_schema(empty_url)
+    engine = make_engine(empty_url)
+    with engine.connect() as conn:
+        new = MetaData()
+        new.reflect(conn)
+        backlog = new.tables["shard_backlog"]
+        rows = conn.execute(
+            select(backlog.c.sample_id, backlog.c.accepted).order_by(backlog.c.sample_id)
+        ).all()
+        assert [tuple(row) for row in rows] == [(2, True), (3, False)]
+        assert conn.execute(select(func.count()).select_from(new.tables["verdicts"])).scalar_one() == 3
+        assert "shard_id" not in new.tables["samples"].c
+    engine.dispose()
+
+    downgrade_schema(empty_url, "0008")
+    engine = make_engine(empty_url)
+    with engine.connect() as conn:
+        old = MetaData()
+        old.reflect(conn)
+        samples = old.tables["samples"]
+        shard_ids = conn.execute(select(samples.c.id, samples.c.shard_id).order_by(samples.c.id)).all()
+        assert [tuple(row) for row in shard_ids] == [(1, 7), (2, None), (3, None)]
+        assert conn.execute(select(func.count()).select_from(old.tables["verdicts"])).scalar_one() == 3
+    engine.dispose()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from service import jobs, queue, shards
 from service.db import writing
 from service.errors import ShardWriteError
-from service.models import Job, Sample, Shard, Task
+from service.models import Job, Shard, ShardBacklog, Task
 from service.queue import NewSample, NewVerdict
 from service.schemas import JobIn
 from service.storage import ShardStore
@@ -64,12 +64,7 @@ def test_flush_writes_recorded_shards_holding_every_sample_once(engine: Engine, 
     assert row["verdicts"][0]["verifier"] == "format"
     with engine.connect() as conn:
         assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "done"
-        assert (
-            conn.execute(
-                select(func.count()).select_from(Sample).where(Sample.shard_id.is_(None))
-            ).scalar_one()
-            == 0
-        )
+        assert conn.execute(select(func.count()).select_from(ShardBacklog)).scalar_one() == 0
     assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=5).rows == 0  # nothing is written twice
 
 
@@ -90,9 +85,8 @@ def test_a_racing_flusher_loses_cleanly(
         columns = real_columns(*args, **kwargs)
         if columns["sample_id"]:
             with writing(engine) as conn:
-                other = conn.execute(
-                    Shard.__table__.insert()
-                    .values(
+                conn.execute(
+                    Shard.__table__.insert().values(
                         job_id=job_id,
                         kind="accepted",
                         path="other.parquet",
@@ -100,11 +94,8 @@ def test_a_racing_flusher_loses_cleanly(
                         num_bytes=1,
                         created_at=columns["created_at"][0],
                     )
-                    .returning(Shard.id)
-                ).scalar_one()
-                conn.execute(
-                    update(Sample).where(Sample.id == columns["sample_id"][0]).values(shard_id=other)
                 )
+                conn.execute(delete(ShardBacklog).where(ShardBacklog.sample_id == columns["sample_id"][0]))
         return columns
 
     monkeypatch.setattr(shards, "_columns", columns_then_race)
