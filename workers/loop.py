@@ -68,7 +68,7 @@ class Worker:
     lease_seconds: float
     max_attempts: int
     max_in_flight: int
-    prefetch: int | None = None  # tasks claimed beyond the requests out; default half as many
+    prefetch: int | None = None  # tasks claimed beyond the requests out; default as many
     owner: str = field(default_factory=new_owner)
     exit_when_idle: bool = False
     paused_probe_s: float = PAUSED_PROBE_S
@@ -126,7 +126,7 @@ class Worker:
         Claims wait until half the prefetch is gone, so that replies coming one by one do not each
         cost a claim transaction.
         """
-        prefetch = self.max_in_flight // 2 + 1 if self.prefetch is None else self.prefetch
+        prefetch = self.max_in_flight if self.prefetch is None else self.prefetch
         ahead = self.max_in_flight + prefetch - len(processor.awaiting_reply)
         room = min(ahead, 2 * self.max_in_flight + prefetch - len(self._tasks))
         return room if room >= max(1, prefetch // 2) or not processor.awaiting_reply else 0
