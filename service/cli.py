@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import sys
@@ -29,14 +30,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.api import create_app
 
     _logging()
+    app = create_app(settings)
+    _freeze_startup_objects()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level="info",
         access_log=False,
     )
     return 0
+
+
+def _freeze_startup_objects() -> None:
+    """Leave what start-up built (modules, SQLAlchemy's and pydantic's structures: some hundreds of
+    thousands of objects) out of the garbage collector's full passes. Those passes came every few
+    seconds under load, 80 ms each in the API, for objects that live as long as the process."""
+    gc.collect()
+    gc.freeze()
 
 
 def _wait_for_schema(url: str) -> None:
@@ -81,6 +92,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         install_signal_handlers(worker)
         await worker.run()
 
+    _freeze_startup_objects()
     try:
         asyncio.run(work())
     finally:

@@ -106,8 +106,8 @@ def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[st
         ids = [row.id for row in rows]
         verdicts = {
             sample_id: [
-                {"verifier": v.verifier, "accepted": v.accepted, "reason": v.reason, "details": v.details}
-                for v in found
+                {"verifier": verifier, "accepted": ok, "reason": reason, "details": details}
+                for _, verifier, ok, reason, details in found
             ]
             for sample_id, found in verdicts_by_sample(conn, ids, details=cast(Verdict.details, Text)).items()
         }
