@@ -84,7 +84,24 @@ def test_calls_made_while_the_pool_is_busy_go_together_and_each_gets_its_own_ver
         for [[(_, hit)], [(_, miss)]] in results:
             assert hit.accepted
             assert miss.reason == "keyword:missing_word"
-        assert runner.batches < len(words)  # the first call went alone, the rest in batches
+        assert runner.batches < len(words)  # gathered within the linger, then while the pool was busy
+    finally:
+        runner.close()
+
+
+def test_calls_made_within_the_linger_go_to_the_pool_as_one_batch() -> None:
+    runner = VerifierRunner(processes=1, timeout_s=1.0, linger_s=0.3)
+
+    async def one_after_another() -> list[list[list[tuple[str, Verdict]]]]:
+        first = asyncio.ensure_future(runner.verify([VerifierSpec("format")], [GOOD]))
+        await asyncio.sleep(0.05)
+        second = await runner.verify([VerifierSpec("format")], [BAD])
+        return [await first, second]
+
+    try:
+        [[[(_, good)]], [[(_, bad)]]] = asyncio.run(one_after_another())
+        assert good.accepted and not bad.accepted
+        assert runner.batches == 1
     finally:
         runner.close()
 

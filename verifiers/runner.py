@@ -29,6 +29,7 @@ from verifiers.registry import load_verifier, verifier_names
 DEFAULT_TIMEOUT_S = 10.0
 DEADLINE_SLACK_S = 5.0
 MAX_BATCH_CANDIDATES = 64
+BATCH_LINGER_S = 0.1
 ERROR_TEXT_LIMIT = 500
 
 
@@ -144,6 +145,7 @@ class _LoopState:
 
     pending: list[_Request] = field(default_factory=list)
     running: int = 0
+    gathering: bool = False  # a batch is waiting for more calls to join it
     drains: set[asyncio.Task[None]] = field(default_factory=set)
 
     def next_batch(self) -> list[_Request]:
@@ -159,14 +161,23 @@ class _LoopState:
 class VerifierRunner:
     """Owns the process pool; ``verify`` is safe to await from many tasks at once.
 
-    Calls that arrive while every process is busy go to the pool together, as one batch (up to
-    ``MAX_BATCH_CANDIDATES`` candidates): a worker verifying a task's four samples at a time would
-    otherwise spend more CPU handing calls to the pool and back than the checks themselves take.
+    Calls go to the pool together, as one batch (up to ``MAX_BATCH_CANDIDATES`` candidates): those
+    that arrive while every process is busy, and those that arrive within ``linger_s`` of a batch's
+    first call. Handing a batch to the pool and back takes five hops between threads and processes;
+    a worker verifying a task's four samples at a time spent more CPU on them than on the checks.
+    A task's request slot is free while its samples are verified, so the wait costs the teacher
+    nothing.
     """
 
-    def __init__(self, processes: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        processes: int | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        linger_s: float = BATCH_LINGER_S,
+    ) -> None:
         self.processes = processes or len(os.sched_getaffinity(0)) or 1  # the cores this process may use
         self.timeout_s = timeout_s
+        self.linger_s = linger_s
         self._pool = self._new_pool()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -202,7 +213,7 @@ class VerifierRunner:
         state.pending.append(request)
         # At most one batch per process is handed to the pool, so a batch never waits in the pool's
         # queue and its deadline measures its own run, not the batches ahead of it.
-        if state.running < self.processes:
+        if state.running < self.processes and not state.gathering:
             state.running += 1
             drain = asyncio.create_task(self._drain(state))
             state.drains.add(drain)
@@ -212,6 +223,11 @@ class VerifierRunner:
     async def _drain(self, state: _LoopState) -> None:
         """Hand waiting requests to the pool, a batch at a time, until none is left."""
         try:
+            state.gathering = True
+            try:
+                await asyncio.sleep(self.linger_s)
+            finally:
+                state.gathering = False
             while batch := state.next_batch():
                 await self._run(batch)
         finally:
