@@ -232,7 +232,6 @@ def pipeline(
     env = {
         "TRACEMILL_DATA_DIR": str(root),
         "TRACEMILL_DATABASE_URL": database_url,
-        "TRACEMILL_FLUSH_INTERVAL": "0.2",
     }
     port = free_port()
     api = spawn(["serve", "--port", str(port)], root / "api.log", env)

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
     shard_rows: int = Field(default=DEFAULT_SHARD_ROWS, ge=1, description="Rows that make a full shard.")
-    flush_interval: float = Field(default=2.0, gt=0, description="Seconds between shard flushes.")
+    flush_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between shard flushes (at most 0.2 near a job's end)."
+    )
     shard_max_age_s: float = Field(
         default=10.0,
         gt=0,

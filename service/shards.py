@@ -66,6 +66,7 @@ SCHEMA = pa.schema(
 class FlushResult:
     shards: int
     rows: int
+    finishing: bool = False  # a job has no more tasks waiting than running: it ends soon
 
 
 # The shard's columns read as they are from the samples and tasks tables; the others (messages,
@@ -267,6 +268,7 @@ def flush_all(
             conn.execute(select(ShardBacklog.job_id, func.count()).group_by(ShardBacklog.job_id)).all()
         )
     shards = rows = 0
+    finishing = False
     for job_id, status in jobs:
         with reading(engine) as conn:
             unfinished = dict(
@@ -277,8 +279,10 @@ def flush_all(
                 ).all()
             )
             active = sum(unfinished.values())
+        running = unfinished.get("running", 0)
+        draining = active == running
+        finishing = finishing or 0 < active <= 2 * running
         if backlog.get(job_id):
-            draining = active == unfinished.get("running", 0)
             result = flush_job(
                 engine,
                 store,
@@ -291,7 +295,7 @@ def flush_all(
             shards, rows = shards + result.shards, rows + result.rows
         if active == 0 and status == "running":
             _mark_done(engine, job_id)
-    return FlushResult(shards, rows)
+    return FlushResult(shards, rows, finishing)
 
 
 def _mark_done(engine: Engine, job_id: str) -> None:

@@ -151,15 +151,35 @@ def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine,
             for i in range(3)
         ]
         queue.finish(engine, task, "w", samples, prompt_tokens=4)
-    nothing = shards.FlushResult(0, 0)
+    nothing = shards.FlushResult(0, 0, finishing=True)  # as many tasks running as waiting
     assert (
         shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20, max_age_s=3600) == nothing
     )  # work still queued
     queue.claim(engine, "w", 1, 30, max_attempts=3)  # every unfinished task running: draining
-    assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20) == shards.FlushResult(2, 9)
+    written = shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20)
+    assert written == shards.FlushResult(2, 9, finishing=True)
     assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20) == nothing
     with engine.connect() as conn:
         assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "running"
+
+
+def test_a_job_near_its_end_asks_for_frequent_passes(engine: Engine, tmp_path: Path) -> None:
+    """``finishing`` (no more tasks waiting than running) makes the API's flusher look every
+    0.2 s, so that the job is done a moment after its last reply whatever the flush interval."""
+    jobs.create_job(
+        engine,
+        JobIn.model_validate(
+            {
+                "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "teacher-x"},
+                "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(5)],
+            }
+        ),
+    )
+    flushed = []
+    for claimed in (1, 2, 2):  # running 1 of 5, then 3 of 5, then all 5
+        queue.claim(engine, "w", claimed, 30, max_attempts=3)
+        flushed.append(shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20).finishing)
+    assert flushed == [False, True, True]
 
 
 def test_samples_that_waited_long_enough_are_written_early(engine: Engine, tmp_path: Path) -> None:
