@@ -21,13 +21,14 @@ from service import jobs, queue, shards
 from service.db import make_engine, reading, upgrade_schema
 from service.export import ExportOptions, export
 from service.models import Shard
-from service.queue import NewSample, NewVerdict
+from service.queue import NewSample
 from service.schemas import JobIn
 from service.soft_labels import from_openai, pack
 from service.standin import DEFAULT_MODEL, chat_logprobs
 from service.standin_text import compose, pad
 from service.standin_tokenizer import save_standin_tokenizer
 from service.storage import ShardStore
+from verifiers.base import NamedVerdict
 
 
 def build(root: Path, samples: int, tokens: int, top_k: int) -> tuple[str, str, int]:
@@ -53,7 +54,7 @@ def build(root: Path, samples: int, tokens: int, top_k: int) -> tuple[str, str, 
         text = pad(compose(task.prompt or "", 1, 0, 1.0), tokens)
         labels = from_openai(chat_logprobs(text, reply, 0)["logprobs"]["content"], top_k)
         total += len(labels)
-        verdict = (NewVerdict("format", True, None, {}),)
+        verdict = (NamedVerdict("format", True, None, {}),)
         sample = NewSample(0, text, None, text, "stop", len(labels), verdict, pack(labels))
         queue.finish(engine, task, "bench", [sample], prompt_tokens=10)
     engine.dispose()

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.errors import InvalidJob
-from verifiers.base import Candidate
-from verifiers.runner import NamedVerdict, VerifierRunner, VerifierSpec
+from verifiers.base import Candidate, NamedVerdict
+from verifiers.runner import VerifierRunner, VerifierSpec
 from workers.reasoning import split_completion
 
 BATCH_ROWS = 32
@@ -46,15 +46,20 @@ def candidate_of(row: dict[str, Any], completion_field: str, reference_field: st
 
 def with_verdicts(row: dict[str, Any], verdicts: list[NamedVerdict]) -> dict[str, Any]:
     """The row with its overall verdict and every verifier's, details as JSON text."""
-    reasons = [v.reason for _, v in verdicts if v.reason]
+    reasons = [v.reason for v in verdicts if v.reason]
     return {
         **row,
-        "accepted": all(v.accepted for _, v in verdicts),
+        "accepted": all(v.accepted for v in verdicts),
         "reason": reasons[0] if reasons else None,
         "reasons": reasons,
         "verdicts": [
-            {"verifier": name, "accepted": v.accepted, "reason": v.reason, "details": json.dumps(v.details)}
-            for name, v in verdicts
+            {
+                "verifier": v.verifier,
+                "accepted": v.accepted,
+                "reason": v.reason,
+                "details": json.dumps(v.details),
+            }
+            for v in verdicts
         ],
     }
 

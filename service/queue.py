@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, text, update
 from service.db import is_sqlite, utcnow, writing
 from service.errors import LeaseLost
 from service.models import Job, Task
+from verifiers.base import NamedVerdict
 
 ERROR_TEXT_LIMIT = 2_000
 # Written as SQL text, not a bound parameter, so that SQLite can match the partial index on running
@@ -145,14 +146,6 @@ def enqueue(conn: Connection, job_id: str, tasks: Iterable[NewTask], status: str
 
 
 @dataclass(frozen=True)
-class NewVerdict:
-    verifier: str
-    accepted: bool
-    reason: str | None
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class NewSample:
     """A completion ready to commit; its key is (task, sample_index)."""
 
@@ -162,7 +155,7 @@ class NewSample:
     answer: str | None
     finish_reason: str | None
     completion_tokens: int
-    verdicts: Sequence[NewVerdict] = field(default_factory=tuple)
+    verdicts: Sequence[NamedVerdict] = field(default_factory=tuple)
     soft_labels: bytes | None = None  # packed; kept for accepted samples only
 
     @property
@@ -400,7 +393,7 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
         done: list[tuple[Any, ...]] = []
         samples: list[tuple[Any, ...]] = []
         # Per sample row, in the same order: its job, whether it was accepted, its verdicts.
-        per_sample: list[tuple[str, bool, Sequence[NewVerdict]]] = []
+        per_sample: list[tuple[str, bool, Sequence[NamedVerdict]]] = []
         for item in batch:
             task = item.task
             if (task.id, task.attempt) not in held:

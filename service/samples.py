@@ -25,20 +25,27 @@ def with_prompt() -> SampleQuery:
     )
 
 
-def verdicts_by_sample(
+def verdict_rows(
     conn: Connection, ids: Sequence[int], details: ColumnElement[Any] | None = None
-) -> dict[int, list[Any]]:
-    """Every verdict of the given samples (verifier, accepted, reason, details), grouped by sample id
-    (each id present). ``details`` may be another expression of that column: the shard writer reads
-    it as the JSON text stored, rather than decoding it only to encode it again."""
-    verdicts: dict[int, list[Any]] = {i: [] for i in ids}
+) -> list[Any]:
+    """Every verdict of the given samples (sample id, verifier, accepted, reason, details) in sample id
+    order, then by verifier. ``details`` may be another expression of that column: the shard writer
+    reads it as the JSON text stored, rather than decoding it only to encode it again."""
+    rows: list[Any] = []
     columns = (Verdict.sample_id, Verdict.verifier, Verdict.accepted, Verdict.reason)
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        for row in conn.execute(
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), ID_CHUNK):
+        rows += conn.execute(
             select(*columns, (Verdict.details if details is None else details).label("details"))
-            .where(Verdict.sample_id.in_(chunk))
+            .where(Verdict.sample_id.in_(ordered[start : start + ID_CHUNK]))
             .order_by(Verdict.sample_id, Verdict.verifier)
-        ):
-            verdicts[row.sample_id].append(row)
+        ).all()
+    return rows
+
+
+def verdicts_by_sample(conn: Connection, ids: Sequence[int]) -> dict[int, list[Any]]:
+    """Every verdict of the given samples, grouped by sample id (each id present)."""
+    verdicts: dict[int, list[Any]] = {i: [] for i in ids}
+    for row in verdict_rows(conn, ids):
+        verdicts[row.sample_id].append(row)
     return verdicts

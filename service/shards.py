@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -25,7 +27,7 @@ from service.db import reading, utcnow, writing
 from service.errors import ShardWriteError
 from service.models import Job, Sample, Shard, ShardBacklog, Task, Verdict
 from service.prompts import conversation
-from service.samples import ID_CHUNK, verdicts_by_sample
+from service.samples import ID_CHUNK, verdict_rows
 from service.soft_labels import SoftLabels, unpack
 from service.storage import ShardStore
 
@@ -89,10 +91,10 @@ _READ = {
 }
 
 
-def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[str, list[Any]]:
+def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[str, Any]:
     """Up to ``limit`` samples of one kind from the backlog, with their verdicts, as the shard's
-    columns: built column by column from plain rows, since ORM objects and a dict per row cost more
-    than the rest of a flush. Verdict details stay the JSON text the database holds."""
+    columns: built column by column from plain rows, since ORM objects and a dict per row (or per
+    verdict) cost more than the rest of a flush. Verdict details stay the JSON text the database holds."""
     with reading(engine) as conn:
         spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
         rows = conn.execute(
@@ -104,20 +106,46 @@ def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[st
             .order_by(ShardBacklog.sample_id)
             .limit(limit)
         ).all()
-        ids = [row.id for row in rows]
-        verdicts = {
-            sample_id: [
-                {"verifier": verifier, "accepted": ok, "reason": reason, "details": details}
-                for _, verifier, ok, reason, details in found
-            ]
-            for sample_id, found in verdicts_by_sample(conn, ids, details=cast(Verdict.details, Text)).items()
-        }
-    columns: dict[str, list[Any]] = {name: [row[i] for row in rows] for i, name in enumerate(_READ)}
+        verdicts = verdict_rows(conn, [row.id for row in rows], details=cast(Verdict.details, Text))
+    columns: dict[str, Any] = dict(zip(_READ, _transpose(rows, len(_READ)), strict=False))
     columns["messages"] = [conversation(row.prompt, row.messages, spec) for row in rows]
-    columns["verdicts"] = [verdicts[i] for i in ids]
-    columns["reasons"] = [[v["reason"] for v in found if v["reason"]] for found in columns["verdicts"]]
+    columns.update(_verdict_columns(columns["sample_id"], verdicts))
     columns["teacher_model"] = [spec["teacher"]["model"]] * len(rows)
     return columns
+
+
+def _verdict_columns(ids: list[int], verdicts: Sequence[Any]) -> dict[str, pa.Array]:
+    """The ``verdicts`` and ``reasons`` list columns of samples ``ids`` (ascending) from their verdict
+    rows (in sample id order), as flat values cut at offsets."""
+    sample_ids, verifiers, accepted, reasons, details = _transpose(verdicts, 5)
+    reasons_of = [sample for sample, reason in zip(sample_ids, reasons, strict=True) if reason is not None]
+    return {
+        "verdicts": pa.ListArray.from_arrays(
+            _offsets(ids, sample_ids),
+            pa.StructArray.from_arrays(
+                [
+                    pa.array(verifiers, pa.string()),
+                    pa.array(accepted, pa.bool_()),
+                    pa.array(reasons, pa.string()),
+                    pa.array(details, pa.string()),
+                ],
+                fields=list(_VERDICT),
+            ),
+        ),
+        "reasons": pa.ListArray.from_arrays(
+            _offsets(ids, reasons_of), pa.array([r for r in reasons if r is not None], pa.string())
+        ),
+    }
+
+
+def _transpose(rows: Sequence[Any], width: int) -> list[list[Any]]:
+    """Rows as columns (the first ``width`` of them)."""
+    return [list(column) for column in zip(*rows, strict=True)][:width] or [[] for _ in range(width)]
+
+
+def _offsets(ids: list[int], owners: list[int]) -> pa.Array:
+    """Where each sample's values start in a flat list of values whose owners are in sample order."""
+    return pa.array([bisect_left(owners, i) for i in ids] + [len(owners)], pa.int32())
 
 
 def _soft_labels(engine: Engine, ids: list[int]) -> list[tuple[int, SoftLabels]]:

@@ -8,25 +8,26 @@ from sqlalchemy import Engine
 from service import browse, insights, jobs, queue
 from service.browse import SampleFilter
 from service.errors import SampleNotFound
-from service.queue import NewSample, NewVerdict
+from service.queue import NewSample
 from service.schemas import JobIn
+from verifiers.base import NamedVerdict
 
 PROMPTS, N = 6, 4
 
 
-def _verdicts(prompt: int, index: int) -> tuple[NewVerdict, ...]:
+def _verdicts(prompt: int, index: int) -> tuple[NamedVerdict, ...]:
     """Prompt p has p % 5 accepted samples of 4 (so pass rates 0, 1/4, 2/4, 3/4, 1, 0)."""
     accepted = index < prompt % 5
     math_ok = accepted or index % 2 == 0
     return (
-        NewVerdict("format", True, None, {"template": "plain"}),
-        NewVerdict(
+        NamedVerdict("format", True, None, {"template": "plain"}),
+        NamedVerdict(
             "math",
             math_ok,
             None if math_ok else "math:wrong_answer",
             {"extracted": str(index), "reference": str(prompt)},
         ),
-        NewVerdict(
+        NamedVerdict(
             "length", accepted or not math_ok, None if accepted or not math_ok else "length:truncated", {}
         ),
     )

@@ -13,9 +13,10 @@ from sqlalchemy import Engine
 from service import jobs, queue, shards
 from service.errors import InvalidJob
 from service.export import ExportOptions, export
-from service.queue import NewSample, NewVerdict
+from service.queue import NewSample
 from service.schemas import JobIn
 from service.storage import ShardStore
+from verifiers.base import NamedVerdict
 
 PROMPTS = 40
 N = 3
@@ -50,7 +51,7 @@ def _job_with_shards(engine: Engine, root: Path) -> str:
                 f"The answer is {k}.",
                 "stop",
                 10 + k,
-                (NewVerdict("format", k < 2, None if k < 2 else "format:x", {}),),
+                (NamedVerdict("format", k < 2, None if k < 2 else "format:x", {}),),
             )
             for k in range(N)
         ]

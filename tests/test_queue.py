@@ -12,8 +12,9 @@ from service import jobs, queue
 from service.db import utcnow, writing
 from service.errors import JobStateConflict, LeaseLost
 from service.models import Sample, Task, Verdict
-from service.queue import NewSample, NewVerdict
+from service.queue import NewSample
 from service.schemas import JobIn
+from verifiers.base import NamedVerdict
 
 LEASE = 30.0
 
@@ -29,7 +30,7 @@ def _job(engine: Engine, prompts: int = 5) -> str:
 
 
 def _sample(index: int, accepted: bool = True) -> NewSample:
-    verdict = NewVerdict("format", accepted, None if accepted else "format:missing_think", {})
+    verdict = NamedVerdict("format", accepted, None if accepted else "format:missing_think", {})
     return NewSample(index, f"<think>x</think> {index}", "x", str(index), "stop", 3, (verdict,))
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from verifiers.base import Candidate, Verdict
+from verifiers.base import Candidate, NamedVerdict, Verdict
 from verifiers.runner import VerifierRunner, VerifierSpec, _named
 
 GOOD = Candidate(completion="<think>a</think> The word is tea.", think="a", answer="The word is tea.")
@@ -29,15 +29,15 @@ def _verify(runner: VerifierRunner, specs: list[VerifierSpec], candidates: list[
 def test_every_verifier_leaves_a_verdict_per_candidate(runner: VerifierRunner) -> None:
     specs = [VerifierSpec("format"), VerifierSpec("keyword", {"word": "tea"})]
     [good, bad] = _verify(runner, specs, [GOOD, BAD])
-    assert [(n, v.accepted, v.reason) for n, v in good] == [("format", True, None), ("keyword", True, None)]
-    assert [(n, v.reason) for n, v in bad] == [
+    assert [v[:3] for v in good] == [("format", True, None), ("keyword", True, None)]
+    assert [(v.verifier, v.reason) for v in bad] == [
         ("format", "format:missing_think"),
         ("keyword", "keyword:missing_word"),
     ]
 
 
 def test_an_exception_is_a_rejection(runner: VerifierRunner) -> None:
-    [[(_, fmt), (_, crashed)]] = _verify(runner, [VerifierSpec("format"), VerifierSpec("crashing")], [GOOD])
+    [[fmt, crashed]] = _verify(runner, [VerifierSpec("format"), VerifierSpec("crashing")], [GOOD])
     assert fmt.accepted
     assert crashed.reason == "crashing:error"
     assert "plugin bug" in crashed.details["error"]
@@ -45,7 +45,7 @@ def test_an_exception_is_a_rejection(runner: VerifierRunner) -> None:
 
 def test_a_python_hang_times_out_within_the_bound(runner: VerifierRunner) -> None:
     start = time.monotonic()
-    [[(_, verdict)]] = _verify(runner, [VerifierSpec("sleepy", {"seconds": 60})], [GOOD])
+    [[verdict]] = _verify(runner, [VerifierSpec("sleepy", {"seconds": 60})], [GOOD])
     assert verdict.reason == "sleepy:timeout"
     assert time.monotonic() - start < 3
 
@@ -54,11 +54,11 @@ def test_a_hang_no_signal_reaches_replaces_the_pool() -> None:
     runner = VerifierRunner(processes=1, timeout_s=0.5)
     try:
         start = time.monotonic()
-        [[(_, verdict)]] = _verify(runner, [VerifierSpec("stubborn", {"seconds": 60})], [GOOD])
+        [[verdict]] = _verify(runner, [VerifierSpec("stubborn", {"seconds": 60})], [GOOD])
         assert verdict.reason == "stubborn:timeout"
         assert time.monotonic() - start < 15
         assert runner.pools_replaced == 1
-        [[(_, after)]] = _verify(runner, [VerifierSpec("format")], [GOOD])
+        [[after]] = _verify(runner, [VerifierSpec("format")], [GOOD])
         assert after.accepted
     finally:
         runner.close()
@@ -68,7 +68,7 @@ def test_calls_made_while_the_pool_is_busy_go_together_and_each_gets_its_own_ver
     runner = VerifierRunner(processes=1, timeout_s=1.0)
     words = [f"word{i}" for i in range(12)]
 
-    async def verify_all() -> list[list[list[tuple[str, Verdict]]]]:
+    async def verify_all() -> list[list[list[NamedVerdict]]]:
         return await asyncio.gather(
             *(
                 runner.verify(
@@ -81,7 +81,7 @@ def test_calls_made_while_the_pool_is_busy_go_together_and_each_gets_its_own_ver
 
     try:
         results = asyncio.run(verify_all())
-        for [[(_, hit)], [(_, miss)]] in results:
+        for [[hit], [miss]] in results:
             assert hit.accepted
             assert miss.reason == "keyword:missing_word"
         assert runner.batches < len(words)  # gathered within the linger, then while the pool was busy
@@ -92,14 +92,14 @@ def test_calls_made_while_the_pool_is_busy_go_together_and_each_gets_its_own_ver
 def test_calls_made_within_the_linger_go_to_the_pool_as_one_batch() -> None:
     runner = VerifierRunner(processes=1, timeout_s=1.0, linger_s=0.3)
 
-    async def one_after_another() -> list[list[list[tuple[str, Verdict]]]]:
+    async def one_after_another() -> list[list[list[NamedVerdict]]]:
         first = asyncio.ensure_future(runner.verify([VerifierSpec("format")], [GOOD]))
         await asyncio.sleep(0.05)
         second = await runner.verify([VerifierSpec("format")], [BAD])
         return [await first, second]
 
     try:
-        [[[(_, good)]], [[(_, bad)]]] = asyncio.run(one_after_another())
+        [[[good]], [[bad]]] = asyncio.run(one_after_another())
         assert good.accepted and not bad.accepted
         assert runner.batches == 1
     finally:
@@ -109,14 +109,14 @@ def test_calls_made_within_the_linger_go_to_the_pool_as_one_batch() -> None:
 def test_a_hang_in_a_batch_times_out_only_the_call_that_hangs() -> None:
     runner = VerifierRunner(processes=1, timeout_s=0.5)
 
-    async def together() -> list[list[list[tuple[str, Verdict]]]]:
+    async def together() -> list[list[list[NamedVerdict]]]:
         return await asyncio.gather(
             runner.verify([VerifierSpec("stubborn", {"seconds": 60})], [GOOD]),
             runner.verify([VerifierSpec("format")], [GOOD]),
         )
 
     try:
-        [[[(_, hung)]], [[(_, fine)]]] = asyncio.run(together())
+        [[[hung]], [[fine]]] = asyncio.run(together())
         assert hung.reason == "stubborn:timeout"
         assert fine.accepted
         assert runner.pools_replaced == 2  # the batch's pool, then the hanging call's own
@@ -127,9 +127,9 @@ def test_a_hang_in_a_batch_times_out_only_the_call_that_hangs() -> None:
 def test_a_process_that_exits_is_an_error_and_the_pool_recovers() -> None:
     runner = VerifierRunner(processes=1, timeout_s=1.0)
     try:
-        [[(_, verdict)]] = _verify(runner, [VerifierSpec("exiting")], [GOOD])
+        [[verdict]] = _verify(runner, [VerifierSpec("exiting")], [GOOD])
         assert verdict.reason == "exiting:error"
-        [[(_, after)]] = _verify(runner, [VerifierSpec("format")], [GOOD])
+        [[after]] = _verify(runner, [VerifierSpec("format")], [GOOD])
         assert after.accepted
     finally:
         runner.close()
@@ -146,4 +146,4 @@ def test_a_process_that_exits_is_an_error_and_the_pool_recovers() -> None:
 )
 def test_a_reason_is_stored_under_the_name_the_job_used(reason: str | None, stored: str | None) -> None:
     verdict = Verdict(accepted=reason is None, reason=reason, details={"x": 1})
-    assert _named("keyword", verdict) == Verdict(accepted=reason is None, reason=stored, details={"x": 1})
+    assert _named("keyword", verdict) == NamedVerdict("keyword", reason is None, stored, {"x": 1})

@@ -91,7 +91,7 @@ def runner() -> Iterator[VerifierRunner]:
 def _judge(runner: VerifierRunner, program: str) -> tuple[str | None, dict[str, object], float]:
     answer = f"```python\n{program}\n```"
     start = time.monotonic()
-    [[(_, verdict)]] = asyncio.run(
+    [[verdict]] = asyncio.run(
         runner.verify(
             [VerifierSpec("code", LIMITS)], [Candidate(f"<think>x</think>{answer}", "x", answer, tests=TESTS)]
         )

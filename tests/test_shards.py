@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,13 +14,15 @@ from service import jobs, queue, shards
 from service.db import writing
 from service.errors import ShardWriteError
 from service.models import Job, Shard, ShardBacklog, Task
-from service.queue import NewSample, NewVerdict
+from service.queue import NewSample
 from service.schemas import JobIn
 from service.storage import ShardStore
+from verifiers.base import NamedVerdict
 
 
-def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
-    job_id = jobs.create_job(
+def _new_job(engine: Engine, prompts: int = 5, n: int = 1) -> str:
+    """A queued job of ``prompts`` prompts ("Compute i + 1.", reference i + 1), ``n`` samples each."""
+    return jobs.create_job(
         engine,
         JobIn.model_validate(
             {
@@ -32,6 +35,10 @@ def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
             }
         ),
     ).id
+
+
+def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
+    job_id = _new_job(engine, prompts, n)
     for task in queue.claim(engine, "w", prompts, 30, max_attempts=3):
         samples = [
             NewSample(
@@ -41,7 +48,7 @@ def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
                 str(i),
                 "stop",
                 5,
-                (NewVerdict("format", i % 2 == 0, None if i % 2 == 0 else "format:empty_think", {"k": i}),),
+                (NamedVerdict("format", i % 2 == 0, None if i % 2 == 0 else "format:empty_think", {"k": i}),),
             )
             for i in range(n)
         ]
@@ -66,6 +73,39 @@ def test_flush_writes_recorded_shards_holding_every_sample_once(engine: Engine, 
         assert conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one() == "done"
         assert conn.execute(select(func.count()).select_from(ShardBacklog)).scalar_one() == 0
     assert shards.flush_all(engine, ShardStore(tmp_path), shard_rows=5).rows == 0  # nothing is written twice
+
+
+def test_each_row_carries_its_own_verdicts_and_reasons(engine: Engine, tmp_path: Path) -> None:
+    """Verdict and reason lists are cut from flat columns: each row must get exactly its own."""
+    job_id = _new_job(engine, prompts=1, n=4)
+    ok = NamedVerdict("format", True, None, {"chars": 3})
+    verdicts: list[tuple[NamedVerdict, ...]] = [
+        (ok, NamedVerdict("math", False, "math:wrong", {"got": "3"})),
+        (),
+        (NamedVerdict("format", False, "format:no_think", {}), NamedVerdict("math", False, "math:wrong", {})),
+        (ok, NamedVerdict("math", True, None, {"got": "2"})),
+    ]
+    (claimed,) = queue.claim(engine, "w", 1, 30, max_attempts=3)
+    samples = [NewSample(i, f"<think>t</think> {i}", "t", None, "stop", 5, v) for i, v in enumerate(verdicts)]
+    queue.finish(engine, claimed, "w", samples, prompt_tokens=4)
+    shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=True)
+    rows = [
+        row
+        for shard in jobs.list_shards(engine, job_id, ShardStore(tmp_path))
+        for row in pq.read_table(tmp_path / shard.path).to_pylist()
+    ]
+    got = {row["sample_index"]: (row["verdicts"], row["reasons"]) for row in rows}
+    assert got == {
+        i: (
+            [
+                {"verifier": v.verifier, "accepted": v.accepted, "reason": v.reason}
+                | {"details": json.dumps(v.details)}
+                for v in expected
+            ],
+            [v.reason for v in expected if v.reason],
+        )
+        for i, expected in enumerate(verdicts)
+    }
 
 
 def test_partial_shards_wait_until_the_job_is_final(engine: Engine, tmp_path: Path) -> None:
@@ -134,20 +174,13 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
 
 
 def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine, tmp_path: Path) -> None:
-    job_id = jobs.create_job(
-        engine,
-        JobIn.model_validate(
-            {
-                "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "teacher-x"},
-                "n": 3,
-                "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(5)],
-            }
-        ),
-    ).id
+    job_id = _new_job(engine, prompts=5, n=3)
     tasks = queue.claim(engine, "w", 4, 30, max_attempts=3)  # one prompt still queued
     for task in tasks[:3]:
         samples = [
-            NewSample(i, "<think>t</think> 1", "t", "1", "stop", 5, (NewVerdict("format", i != 1, None, {}),))
+            NewSample(
+                i, "<think>t</think> 1", "t", "1", "stop", 5, (NamedVerdict("format", i != 1, None, {}),)
+            )
             for i in range(3)
         ]
         queue.finish(engine, task, "w", samples, prompt_tokens=4)
@@ -166,15 +199,7 @@ def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine,
 def test_a_job_near_its_end_asks_for_frequent_passes(engine: Engine, tmp_path: Path) -> None:
     """``finishing`` (no more tasks waiting than running) makes the API's flusher look every
     0.2 s, so that the job is done a moment after its last reply whatever the flush interval."""
-    jobs.create_job(
-        engine,
-        JobIn.model_validate(
-            {
-                "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "teacher-x"},
-                "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(5)],
-            }
-        ),
-    )
+    _new_job(engine, prompts=5)
     flushed = []
     for claimed in (1, 2, 2):  # running 1 of 5, then 3 of 5, then all 5
         queue.claim(engine, "w", claimed, 30, max_attempts=3)

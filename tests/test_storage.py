@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 from service import queue, shards
 from service.api import create_app
 from service.export import ExportOptions, export
-from service.queue import NewSample, NewVerdict
+from service.queue import NewSample
 from service.settings import Settings
 from service.storage import ShardStore
+from verifiers.base import NamedVerdict
 
 TABLE = pa.table({"x": list(range(10)), "y": [f"row {i}" for i in range(10)]})
 
@@ -74,7 +75,7 @@ def test_a_job_with_shards_at_a_url(tmp_path: Path) -> None:
                     str(k),
                     "stop",
                     5,
-                    (NewVerdict("format", k < 2, None, {}),),
+                    (NamedVerdict("format", k < 2, None, {}),),
                 )
                 for k in range(3)
             ]

@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 
 from service import queue
 from service.api import create_app
-from service.queue import NewSample, NewVerdict
+from service.queue import NewSample
 from service.settings import Settings
+from verifiers.base import NamedVerdict
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -45,7 +46,7 @@ def _job_with_samples(client: TestClient, completions: list[str]) -> str:
             text,
             "stop",
             3,
-            (NewVerdict("format", False, "format:missing_think", {"why": HOSTILE}),),
+            (NamedVerdict("format", False, "format:missing_think", {"why": HOSTILE}),),
         )
         for i, text in enumerate(completions)
     ]

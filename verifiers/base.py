@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +39,16 @@ class Verdict(BaseModel):
     @classmethod
     def reject(cls, verifier: str, code: str, **details: Any) -> Verdict:
         return cls(accepted=False, reason=f"{verifier}:{code}", details=details)
+
+
+class NamedVerdict(NamedTuple):
+    """A verdict under the name the job gave its verifier, as the runner hands it back and the queue
+    stores it: a plain tuple, which crosses from a pool process several times faster than a model."""
+
+    verifier: str
+    accepted: bool
+    reason: str | None
+    details: dict[str, Any]
 
 
 class NoOptions(BaseModel):

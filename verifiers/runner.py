@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from verifiers.base import Candidate, Verdict, Verifier
+from verifiers.base import Candidate, NamedVerdict, Verdict, Verifier
 from verifiers.registry import load_verifier, verifier_names
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -39,9 +39,6 @@ class VerifierSpec:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
-
-
-NamedVerdict = tuple[str, Verdict]
 
 
 class _OverranError(Exception):
@@ -64,19 +61,20 @@ def _instance(name: str, options_json: str) -> Verifier:
     return cls(cls.Options.model_validate(json.loads(options_json)))
 
 
-def _named(name: str, verdict: Verdict) -> Verdict:
-    """A rejection's reason as ``<name>:<code>`` under the name the job used, whatever the plugin wrote.
+def _named(name: str, verdict: Verdict) -> NamedVerdict:
+    """The verdict under the name the job used, a rejection's reason as ``<name>:<code>`` whatever the
+    plugin wrote.
 
     Reasons are filtered by verifier (the samples pages look verdicts up by that prefix), so a plugin
     that names itself otherwise, or gives a bare code, must not escape the filter.
     """
-    if verdict.reason is None or verdict.reason.startswith(f"{name}:"):
-        return verdict
-    code = verdict.reason.partition(":")[2] or verdict.reason
-    return verdict.model_copy(update={"reason": f"{name}:{code}"})
+    reason = verdict.reason
+    if reason is not None and not reason.startswith(f"{name}:"):
+        reason = f"{name}:{reason.partition(':')[2] or reason}"
+    return NamedVerdict(name, verdict.accepted, reason, verdict.details)
 
 
-def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float) -> Verdict:
+def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float) -> NamedVerdict:
     timeout_s = spec_timeout(spec, default_timeout_s)
     try:
         verifier = _instance(spec.name, json.dumps(spec.options, sort_keys=True))
@@ -87,9 +85,9 @@ def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _OverranError:
-        return Verdict.reject(spec.name, "timeout", seconds=timeout_s)
+        return _rejected(spec.name, "timeout", seconds=timeout_s)
     except Exception as exc:  # a plugin's bug must become a verdict, not a lost sample
-        return Verdict.reject(spec.name, "error", error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
+        return _rejected(spec.name, "error", error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
 
 
 def verify_requests(
@@ -97,7 +95,7 @@ def verify_requests(
 ) -> list[list[list[NamedVerdict]]]:
     """Every verifier of each request over each of its candidates; runs inside a pool process."""
     return [
-        [[(spec.name, _run_one(spec, c, timeout_s)) for spec in specs] for c in candidates]
+        [[_run_one(spec, c, timeout_s) for spec in specs] for c in candidates]
         for specs, candidates in requests
     ]
 
@@ -272,4 +270,8 @@ class VerifierRunner:
 def _all(
     specs: Sequence[VerifierSpec], candidates: Sequence[Candidate], code: str, **details: Any
 ) -> list[list[NamedVerdict]]:
-    return [[(s.name, Verdict.reject(s.name, code, **details)) for s in specs] for _ in candidates]
+    return [[_rejected(s.name, code, **details) for s in specs] for _ in candidates]
+
+
+def _rejected(name: str, code: str, **details: Any) -> NamedVerdict:
+    return NamedVerdict(name, False, f"{name}:{code}", details)

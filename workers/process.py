@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from service import queue
 from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
 from service.prompts import conversation
-from service.queue import ClaimedTask, NewSample, NewVerdict
+from service.queue import ClaimedTask, NewSample
 from service.settings import read_environment_variable
 from service.soft_labels import pack
 from verifiers.base import Candidate
@@ -247,7 +247,7 @@ class TaskProcessor:
                 s.answer,
                 s.finish_reason,
                 s.completion_tokens,
-                tuple(NewVerdict(name, v.accepted, v.reason, v.details) for name, v in named),
+                tuple(named),
             )
             # Soft labels cost ~70 bytes a token: only samples that will be trained on pack theirs.
             if sample.accepted and choice.soft_labels is not None:
