@@ -11,9 +11,13 @@ and a soft-label shard, then exported with the student tokenizer. The last line 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, and bench/verifiers.py would shadow the package.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from sqlalchemy import select
 
@@ -55,7 +59,7 @@ def build(root: Path, samples: int, tokens: int, top_k: int) -> tuple[str, str, 
         labels = from_openai(chat_logprobs(text, reply, 0)["logprobs"]["content"], top_k)
         total += len(labels)
         verdict = (NamedVerdict("format", True, None, {}),)
-        sample = NewSample(0, text, None, text, "stop", len(labels), verdict, pack(labels))
+        sample = NewSample(0, text, text, "stop", len(labels), verdict, pack(labels))
         queue.finish(engine, task, "bench", [sample], prompt_tokens=10)
     engine.dispose()
     return job_id, tokenizer, total

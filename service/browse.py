@@ -19,6 +19,7 @@ from service.models import Sample, Task, Verdict
 from service.prompts import conversation
 from service.samples import SampleQuery, verdicts_by_sample, with_prompt
 from service.schemas import SampleCounts, SampleOut, SamplePage, VerdictOut
+from workers.reasoning import split_text
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def _sample_out(row: Any, verdicts: list[Any], spec: dict[str, Any]) -> SampleOu
         messages=conversation(row.prompt, row.messages, spec),
         reference=row.reference,
         completion=row.completion,
-        think=row.think,
+        think=split_text(row.completion).think,
         answer=row.answer,
         finish_reason=row.finish_reason,
         completion_tokens=row.completion_tokens,

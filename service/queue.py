@@ -150,8 +150,7 @@ class NewSample:
     """A completion ready to commit; its key is (task, sample_index)."""
 
     sample_index: int
-    completion: str
-    think: str | None
+    completion: str  # its think part is read from it again where shown (workers/reasoning.split_text)
     answer: str | None
     finish_reason: str | None
     completion_tokens: int
@@ -303,7 +302,6 @@ _SAMPLE_COLUMNS = (
     "sample_index",
     "attempt",
     "completion",
-    "think",
     "answer",
     "finish_reason",
     "completion_tokens",
@@ -419,7 +417,6 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
                         s.sample_index,
                         task.attempt,
                         s.completion,
-                        s.think,
                         s.answer,
                         s.finish_reason,
                         s.completion_tokens,

@@ -30,6 +30,7 @@ from service.prompts import conversation
 from service.samples import ID_CHUNK, verdict_rows
 from service.soft_labels import SoftLabels, unpack
 from service.storage import ShardStore
+from workers.reasoning import split_text
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ class FlushResult:
     finishing: bool = False  # a job has no more tasks waiting than running: it ends soon
 
 
-# The shard's columns read as they are from the samples and tasks tables; the others (messages,
-# reasons, verdicts, teacher_model) are built from these, the verdicts and the job's spec.
+# The shard's columns read as they are from the samples and tasks tables; the others (think,
+# messages, reasons, verdicts, teacher_model) are built from these, the verdicts and the job's spec.
 _READ = {
     "sample_id": Sample.id,
     "job_id": Sample.job_id,
@@ -82,7 +83,6 @@ _READ = {
     "attempt": Sample.attempt,
     "reference": Task.reference,
     "completion": Sample.completion,
-    "think": Sample.think,
     "answer": Sample.answer,
     "finish_reason": Sample.finish_reason,
     "completion_tokens": Sample.completion_tokens,
@@ -108,6 +108,7 @@ def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[st
         ).all()
         verdicts = verdict_rows(conn, [row.id for row in rows], details=cast(Verdict.details, Text))
     columns: dict[str, Any] = dict(zip(_READ, _transpose(rows, len(_READ)), strict=False))
+    columns["think"] = [split_text(completion).think for completion in columns["completion"]]
     columns["messages"] = [conversation(row.prompt, row.messages, spec) for row in rows]
     columns.update(_verdict_columns(columns["sample_id"], verdicts))
     columns["teacher_model"] = [spec["teacher"]["model"]] * len(rows)

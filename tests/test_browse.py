@@ -51,7 +51,6 @@ def _job(engine: Engine) -> str:
             NewSample(
                 i,
                 f"<think>Zebra {prompt}</think> answer {i}",
-                f"Zebra {prompt}",
                 str(i),
                 "stop",
                 7,

@@ -46,8 +46,7 @@ def _job_with_shards(engine: Engine, root: Path) -> str:
         samples = [
             NewSample(
                 k,
-                f"<think>work {k}</think> {k}",
-                f"steps for {task.prompt_id}, try {k}",
+                f"<think>steps for {task.prompt_id}, try {k}</think> The answer is {k}.",
                 f"The answer is {k}.",
                 "stop",
                 10 + k,

@@ -116,3 +116,54 @@ def test_0009_moves_samples_awaiting_a_shard_to_the_backlog_and_keeps_every_verd
         assert [tuple(row) for row in shard_ids] == [(1, 7), (2, None), (3, None)]
         assert conn.execute(select(func.count()).select_from(old.tables["verdicts"])).scalar_one() == 3
     engine.dispose()
+
+
+def test_0010_reads_think_from_the_completion_and_a_downgrade_fills_it_again(empty_url: str) -> None:
+    upgrade_schema(empty_url, "0009")
+    engine = make_engine(empty_url)
+    now = datetime(2026, 11, 25, 12, 0, 0)
+    completions = {1: "<think>\nsteps\n</think>\n\n4", 2: "no think here", 3: "<think>cut off"}
+    with engine.begin() as conn:
+        old = MetaData()
+        old.reflect(conn)
+        t = old.tables
+        job = {"id": "j", "status": "done", "spec": {}, "num_tasks": 1, "created_at": now}
+        conn.execute(t["jobs"].insert().values(**job))
+        conn.execute(
+            t["tasks"].insert().values(
+                id=1, job_id="j", prompt_id="p", prompt="q", status="done", attempt=1, not_before=now,
+                n_samples=3, n_accepted=3, prompt_tokens=1, completion_tokens=3,
+            )
+        )  # fmt: skip
+        for sample_id, completion in completions.items():
+            conn.execute(
+                t["samples"].insert().values(
+                    id=sample_id, task_id=1, job_id="j", sample_index=sample_id, attempt=1,
+                    completion=completion, think="stored", completion_tokens=1, accepted=True, created_at=now,
+                )
+            )  # fmt: skip
+            conn.execute(
+                t["verdicts"]
+                .insert()
+                .values(sample_id=sample_id, verifier="format", job_id="j", accepted=True, details={})
+            )
+    engine.dispose()
+
+    upgrade_schema(empty_url)
+    engine = make_engine(empty_url)
+    with engine.connect() as conn:
+        new = MetaData()
+        new.reflect(conn)
+        assert "think" not in new.tables["samples"].c
+        assert conn.execute(select(func.count()).select_from(new.tables["verdicts"])).scalar_one() == 3
+    engine.dispose()
+
+    downgrade_schema(empty_url, "0009")
+    engine = make_engine(empty_url)
+    with engine.connect() as conn:
+        old = MetaData()
+        old.reflect(conn)
+        samples = old.tables["samples"]
+        rows = conn.execute(select(samples.c.id, samples.c.think).order_by(samples.c.id)).all()
+        assert [tuple(row) for row in rows] == [(1, "steps"), (2, None), (3, "cut off")]
+    engine.dispose()

@@ -31,7 +31,7 @@ def _job(engine: Engine, prompts: int = 5) -> str:
 
 def _sample(index: int, accepted: bool = True) -> NewSample:
     verdict = NamedVerdict("format", accepted, None if accepted else "format:missing_think", {})
-    return NewSample(index, f"<think>x</think> {index}", "x", str(index), "stop", 3, (verdict,))
+    return NewSample(index, f"<think>x</think> {index}", str(index), "stop", 3, (verdict,))
 
 
 def _expire(engine: Engine, task_id: int) -> None:
@@ -78,7 +78,6 @@ def test_the_database_refuses_a_doubled_sample_key(engine: Engine) -> None:
                 sample_index=0,
                 attempt=2,
                 completion="dup",
-                think=None,
                 answer=None,
                 finish_reason="stop",
                 completion_tokens=1,

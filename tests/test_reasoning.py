@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.reasoning import split_completion
+from workers.reasoning import split_completion, split_text
 
 CASES = [
     # (content, reasoning field, completion, think, answer)
@@ -38,3 +38,12 @@ def test_split(
 ) -> None:
     split = split_completion(content, reasoning)
     assert (split.completion, split.think, split.answer) == (completion, think, answer)
+
+
+@pytest.mark.parametrize(("content", "reasoning"), [(c[0], c[1]) for c in CASES] + [("4", "  spaced \n")])
+def test_the_parts_read_again_from_the_stored_completion_are_the_same(
+    content: str | None, reasoning: str | None
+) -> None:
+    """Only the completion is stored: the think part shards and pages show is read from it again."""
+    split = split_completion(content, reasoning)
+    assert split_text(split.completion) == split

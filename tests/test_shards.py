@@ -44,7 +44,6 @@ def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
             NewSample(
                 i,
                 f"<think>t</think> {i}",
-                "t",
                 str(i),
                 "stop",
                 5,
@@ -86,7 +85,7 @@ def test_each_row_carries_its_own_verdicts_and_reasons(engine: Engine, tmp_path:
         (ok, NamedVerdict("math", True, None, {"got": "2"})),
     ]
     (claimed,) = queue.claim(engine, "w", 1, 30, max_attempts=3)
-    samples = [NewSample(i, f"<think>t</think> {i}", "t", None, "stop", 5, v) for i, v in enumerate(verdicts)]
+    samples = [NewSample(i, f"<think>t</think> {i}", None, "stop", 5, v) for i, v in enumerate(verdicts)]
     queue.finish(engine, claimed, "w", samples, prompt_tokens=4)
     shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=True)
     rows = [
@@ -178,9 +177,7 @@ def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine,
     tasks = queue.claim(engine, "w", 4, 30, max_attempts=3)  # one prompt still queued
     for task in tasks[:3]:
         samples = [
-            NewSample(
-                i, "<think>t</think> 1", "t", "1", "stop", 5, (NamedVerdict("format", i != 1, None, {}),)
-            )
+            NewSample(i, "<think>t</think> 1", "1", "stop", 5, (NamedVerdict("format", i != 1, None, {}),))
             for i in range(3)
         ]
         queue.finish(engine, task, "w", samples, prompt_tokens=4)

@@ -71,7 +71,6 @@ def test_a_job_with_shards_at_a_url(tmp_path: Path) -> None:
                 NewSample(
                     k,
                     f"<think>t</think> {k}",
-                    "t",
                     str(k),
                     "stop",
                     5,

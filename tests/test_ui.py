@@ -42,7 +42,6 @@ def _job_with_samples(client: TestClient, completions: list[str]) -> str:
         NewSample(
             i,
             text,
-            None,
             text,
             "stop",
             3,

@@ -100,9 +100,7 @@ def to_samples(
         tokens = apportion(result.completion_tokens, [len(s.completion) for s in splits])
     samples, candidates = [], []
     for choice, split, used in zip(result.choices, splits, tokens, strict=True):
-        samples.append(
-            NewSample(choice.index, split.completion, split.think, split.answer, choice.finish_reason, used)
-        )
+        samples.append(NewSample(choice.index, split.completion, split.answer, choice.finish_reason, used))
         candidates.append(
             Candidate(
                 completion=split.completion,
@@ -243,7 +241,6 @@ class TaskProcessor:
             sample = NewSample(
                 first_index + s.sample_index,
                 s.completion,
-                s.think,
                 s.answer,
                 s.finish_reason,
                 s.completion_tokens,

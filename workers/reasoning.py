@@ -16,7 +16,9 @@ _ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 
 @dataclass(frozen=True)
 class SplitCompletion:
-    """``completion`` is the full text as the student should learn it, tags included."""
+    """``completion`` is the full text as the student should learn it, tags included; ``think`` and
+    ``answer`` are read from it (``split_text``), so that they can always be read again from the
+    stored completion alone."""
 
     completion: str
     think: str | None
@@ -24,13 +26,16 @@ class SplitCompletion:
 
 
 def split_completion(content: str | None, reasoning: str | None = None) -> SplitCompletion:
-    """Split a completion into its think part and its answer."""
-    if reasoning is not None:
-        if content is None:  # cut off inside the think block: leave it unclosed
-            return SplitCompletion(f"<think>\n{reasoning}", reasoning.strip(), None)
-        text = f"<think>\n{reasoning}\n</think>\n\n{content}"
-        return SplitCompletion(text, reasoning.strip(), _answer(content))
-    text = content or ""
+    """A server's reply as one completion text, split into its think part and its answer."""
+    if reasoning is None:
+        return split_text(content or "")
+    if content is None:  # cut off inside the think block: leave it unclosed
+        return split_text(f"<think>\n{reasoning}")
+    return split_text(f"<think>\n{reasoning}\n</think>\n\n{content}")
+
+
+def split_text(text: str) -> SplitCompletion:
+    """A completion's think part (up to the first ``</think>``, the opening tag optional) and answer."""
     if "</think>" in text:
         before, _, after = text.partition("</think>")
         think = before.split("<think>", 1)[-1]
