@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, create_engine, func, inspect, select
+from sqlalchemy import Connection, MetaData, Table, create_engine, func, inspect, select
 
 from service.db import alembic_config, downgrade_schema, make_engine, upgrade_schema
 from service.models import metadata
@@ -53,117 +56,97 @@ def empty_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url"))
 
 
+NOW = datetime(2026, 11, 24, 12, 0, 0)
+
+
+@contextmanager
+def _schema_now(url: str) -> Iterator[tuple[Connection, dict[str, Table]]]:
+    """A transaction on the database and its tables as its current revision has them."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            meta = MetaData()
+            meta.reflect(conn)
+            yield conn, dict(meta.tables)
+    finally:
+        engine.dispose()
+
+
+def _add_task(conn: Connection, t: dict[str, Table]) -> None:
+    """Job ``j`` and its task 1, for a test to add three samples to."""
+    conn.execute(t["jobs"].insert().values(id="j", status="running", spec={}, num_tasks=1, created_at=NOW))
+    conn.execute(
+        t["tasks"].insert().values(
+            id=1, job_id="j", prompt_id="p", prompt="q", status="done", attempt=1, not_before=NOW,
+            n_samples=3, n_accepted=2, prompt_tokens=1, completion_tokens=3,
+        )
+    )  # fmt: skip
+
+
+def _add_sample(
+    conn: Connection, t: dict[str, Table], sample_id: int, accepted: bool, **columns: Any
+) -> None:
+    """A sample of task 1 with the given columns, and a format verdict of it."""
+    common = {"task_id": 1, "job_id": "j", "sample_index": sample_id, "attempt": 1, "completion_tokens": 1}
+    conn.execute(
+        t["samples"].insert().values(id=sample_id, accepted=accepted, created_at=NOW, **common, **columns)
+    )
+    conn.execute(
+        t["verdicts"]
+        .insert()
+        .values(sample_id=sample_id, verifier="format", job_id="j", accepted=accepted, details={})
+    )
+
+
 def test_0009_moves_samples_awaiting_a_shard_to_the_backlog_and_keeps_every_verdict(empty_url: str) -> None:
     """On SQLite the samples table is rebuilt: with foreign keys on, dropping the old one would have
     deleted every verdict (``migrations/env.py`` turns them off for migrations)."""
     upgrade_schema(empty_url, "0008")
-    engine = make_engine(empty_url)
-    now = datetime(2026, 11, 24, 12, 0, 0)
-    with engine.begin() as conn:
-        old = MetaData()
-        old.reflect(conn)
-        t = old.tables
-        job = {"id": "j", "status": "running", "spec": {}, "num_tasks": 1, "created_at": now}
-        conn.execute(t["jobs"].insert().values(**job))
-        conn.execute(
-            t["tasks"].insert().values(
-                id=1, job_id="j", prompt_id="p", prompt="q", status="done", attempt=1, not_before=now,
-                n_samples=3, n_accepted=2, prompt_tokens=1, completion_tokens=3,
-            )
-        )  # fmt: skip
+    with _schema_now(empty_url) as (conn, t):
+        _add_task(conn, t)
         conn.execute(
             t["shards"]
             .insert()
             .values(
-                id=7, job_id="j", kind="accepted", path="a.parquet", num_rows=1, num_bytes=1, created_at=now
+                id=7, job_id="j", kind="accepted", path="a.parquet", num_rows=1, num_bytes=1, created_at=NOW
             )
         )
         for sample_id, accepted, shard_id in ((1, True, 7), (2, True, None), (3, False, None)):
-            conn.execute(
-                t["samples"].insert().values(
-                    id=sample_id, task_id=1, job_id="j", sample_index=sample_id, attempt=1, completion="c",
-                    completion_tokens=1, accepted=accepted, created_at=now, shard_id=shard_id,
-                )
-            )  # fmt: skip
-            conn.execute(
-                t["verdicts"]
-                .insert()
-                .values(sample_id=sample_id, verifier="format", job_id="j", accepted=accepted, details={})
-            )
-    engine.dispose()
+            _add_sample(conn, t, sample_id, accepted, completion="c", shard_id=shard_id)
 
     upgrade_schema(empty_url)
-    engine = make_engine(empty_url)
-    with engine.connect() as conn:
-        new = MetaData()
-        new.reflect(conn)
-        backlog = new.tables["shard_backlog"]
+    with _schema_now(empty_url) as (conn, new):
+        backlog = new["shard_backlog"]
         rows = conn.execute(
             select(backlog.c.sample_id, backlog.c.accepted).order_by(backlog.c.sample_id)
         ).all()
         assert [tuple(row) for row in rows] == [(2, True), (3, False)]
-        assert conn.execute(select(func.count()).select_from(new.tables["verdicts"])).scalar_one() == 3
-        assert "shard_id" not in new.tables["samples"].c
-    engine.dispose()
+        assert conn.execute(select(func.count()).select_from(new["verdicts"])).scalar_one() == 3
+        assert "shard_id" not in new["samples"].c
 
     downgrade_schema(empty_url, "0008")
-    engine = make_engine(empty_url)
-    with engine.connect() as conn:
-        old = MetaData()
-        old.reflect(conn)
-        samples = old.tables["samples"]
+    with _schema_now(empty_url) as (conn, old):
+        samples = old["samples"]
         shard_ids = conn.execute(select(samples.c.id, samples.c.shard_id).order_by(samples.c.id)).all()
         assert [tuple(row) for row in shard_ids] == [(1, 7), (2, None), (3, None)]
-        assert conn.execute(select(func.count()).select_from(old.tables["verdicts"])).scalar_one() == 3
-    engine.dispose()
+        assert conn.execute(select(func.count()).select_from(old["verdicts"])).scalar_one() == 3
 
 
 def test_0010_reads_think_from_the_completion_and_a_downgrade_fills_it_again(empty_url: str) -> None:
     upgrade_schema(empty_url, "0009")
-    engine = make_engine(empty_url)
-    now = datetime(2026, 11, 25, 12, 0, 0)
     completions = {1: "<think>\nsteps\n</think>\n\n4", 2: "no think here", 3: "<think>cut off"}
-    with engine.begin() as conn:
-        old = MetaData()
-        old.reflect(conn)
-        t = old.tables
-        job = {"id": "j", "status": "done", "spec": {}, "num_tasks": 1, "created_at": now}
-        conn.execute(t["jobs"].insert().values(**job))
-        conn.execute(
-            t["tasks"].insert().values(
-                id=1, job_id="j", prompt_id="p", prompt="q", status="done", attempt=1, not_before=now,
-                n_samples=3, n_accepted=3, prompt_tokens=1, completion_tokens=3,
-            )
-        )  # fmt: skip
+    with _schema_now(empty_url) as (conn, t):
+        _add_task(conn, t)
         for sample_id, completion in completions.items():
-            conn.execute(
-                t["samples"].insert().values(
-                    id=sample_id, task_id=1, job_id="j", sample_index=sample_id, attempt=1,
-                    completion=completion, think="stored", completion_tokens=1, accepted=True, created_at=now,
-                )
-            )  # fmt: skip
-            conn.execute(
-                t["verdicts"]
-                .insert()
-                .values(sample_id=sample_id, verifier="format", job_id="j", accepted=True, details={})
-            )
-    engine.dispose()
+            _add_sample(conn, t, sample_id, True, completion=completion, think="stored")
 
     upgrade_schema(empty_url)
-    engine = make_engine(empty_url)
-    with engine.connect() as conn:
-        new = MetaData()
-        new.reflect(conn)
-        assert "think" not in new.tables["samples"].c
-        assert conn.execute(select(func.count()).select_from(new.tables["verdicts"])).scalar_one() == 3
-    engine.dispose()
+    with _schema_now(empty_url) as (conn, new):
+        assert "think" not in new["samples"].c
+        assert conn.execute(select(func.count()).select_from(new["verdicts"])).scalar_one() == 3
 
     downgrade_schema(empty_url, "0009")
-    engine = make_engine(empty_url)
-    with engine.connect() as conn:
-        old = MetaData()
-        old.reflect(conn)
-        samples = old.tables["samples"]
+    with _schema_now(empty_url) as (conn, old):
+        samples = old["samples"]
         rows = conn.execute(select(samples.c.id, samples.c.think).order_by(samples.c.id)).all()
         assert [tuple(row) for row in rows] == [(1, "steps"), (2, None), (3, "cut off")]
-    engine.dispose()
