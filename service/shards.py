@@ -107,9 +107,10 @@ def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[st
             .limit(limit)
         ).all()
         verdicts = verdict_rows(conn, [row.id for row in rows], details=cast(Verdict.details, Text))
-    columns: dict[str, Any] = dict(zip(_READ, _transpose(rows, len(_READ)), strict=False))
+    *read, prompts, chats = _transpose(rows, len(_READ) + 2)
+    columns: dict[str, Any] = dict(zip(_READ, read, strict=True))
     columns["think"] = [split_text(completion).think for completion in columns["completion"]]
-    columns["messages"] = [conversation(row.prompt, row.messages, spec) for row in rows]
+    columns["messages"] = [conversation(p, m, spec) for p, m in zip(prompts, chats, strict=True)]
     columns.update(_verdict_columns(columns["sample_id"], verdicts))
     columns["teacher_model"] = [spec["teacher"]["model"]] * len(rows)
     return columns
@@ -140,8 +141,8 @@ def _verdict_columns(ids: list[int], verdicts: Sequence[Any]) -> dict[str, pa.Ar
 
 
 def _transpose(rows: Sequence[Any], width: int) -> list[list[Any]]:
-    """Rows as columns (the first ``width`` of them)."""
-    return [list(column) for column in zip(*rows, strict=True)][:width] or [[] for _ in range(width)]
+    """Rows of ``width`` values as ``width`` columns (empty ones when there are no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
 def _offsets(ids: list[int], owners: list[int]) -> pa.Array:
