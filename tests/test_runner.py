@@ -106,6 +106,31 @@ def test_calls_made_within_the_linger_go_to_the_pool_as_one_batch() -> None:
         runner.close()
 
 
+def test_a_batch_stops_lingering_once_its_caller_expects_no_more_calls() -> None:
+    runner = VerifierRunner(processes=1, timeout_s=1.0, linger_s=5.0)
+    coming = [True]
+
+    def more_coming() -> bool:
+        return coming[0]
+
+    async def the_last_calls() -> tuple[list[list[list[NamedVerdict]]], float]:
+        await runner.verify([VerifierSpec("format")], [GOOD], lambda: False)  # the pool is up and warm
+        started = time.monotonic()
+        first = asyncio.ensure_future(runner.verify([VerifierSpec("format")], [GOOD], more_coming))
+        await asyncio.sleep(0.05)
+        coming[0] = False  # the caller's last reply came: the waiting batch goes now, with this call
+        second = await runner.verify([VerifierSpec("format")], [BAD], more_coming)
+        return [await first, second], time.monotonic() - started
+
+    try:
+        [[[good]], [[bad]]], seconds = asyncio.run(the_last_calls())
+        assert good.accepted and not bad.accepted
+        assert seconds < 2.5  # not the 5 s linger
+        assert runner.batches == 2  # the warm-up call, then the last two together
+    finally:
+        runner.close()
+
+
 def test_a_hang_in_a_batch_times_out_only_the_call_that_hangs() -> None:
     runner = VerifierRunner(processes=1, timeout_s=0.5)
 

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import signal
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -143,8 +143,16 @@ class _LoopState:
 
     pending: list[_Request] = field(default_factory=list)
     running: int = 0
-    gathering: bool = False  # a batch is waiting for more calls to join it
+    linger: asyncio.Future[None] | None = None  # a batch waiting for more calls to join it
+    hurry: bool = False  # the batch is full, or its caller expects no more calls: no lingering
     drains: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def stop_lingering(self) -> None:
+        if self.linger is not None and not self.linger.done():
+            self.linger.set_result(None)
+
+    def full(self) -> bool:
+        return sum(len(r.candidates) for r in self.pending) >= MAX_BATCH_CANDIDATES
 
     def next_batch(self) -> list[_Request]:
         """The oldest waiting requests, up to MAX_BATCH_CANDIDATES candidates (at least one request)."""
@@ -199,9 +207,16 @@ class VerifierRunner:
             self.pools_replaced += 1
 
     async def verify(
-        self, specs: Sequence[VerifierSpec], candidates: Sequence[Candidate]
+        self,
+        specs: Sequence[VerifierSpec],
+        candidates: Sequence[Candidate],
+        more_coming: Callable[[], bool] | None = None,
     ) -> list[list[NamedVerdict]]:
-        """Verdicts of every spec for every candidate, in order."""
+        """Verdicts of every spec for every candidate, in order.
+
+        ``more_coming`` says whether the caller expects more calls soon; once it says no (a job's last
+        replies), a batch is handed over at once rather than lingering for calls that will not come.
+        """
         if not specs or not candidates:
             return [[] for _ in candidates]
         loop = asyncio.get_running_loop()
@@ -209,9 +224,12 @@ class VerifierRunner:
         request = _Request(list(specs), list(candidates), deadline, loop.create_future())
         state = self._loops.setdefault(loop, _LoopState())
         state.pending.append(request)
+        if state.full() or (more_coming is not None and not more_coming()):
+            state.hurry = True
+            state.stop_lingering()
         # At most one batch per process is handed to the pool, so a batch never waits in the pool's
         # queue and its deadline measures its own run, not the batches ahead of it.
-        if state.running < self.processes and not state.gathering:
+        if state.running < self.processes and state.linger is None:
             state.running += 1
             drain = asyncio.create_task(self._drain(state))
             state.drains.add(drain)
@@ -221,11 +239,16 @@ class VerifierRunner:
     async def _drain(self, state: _LoopState) -> None:
         """Hand waiting requests to the pool, a batch at a time, until none is left."""
         try:
-            state.gathering = True
-            try:
-                await asyncio.sleep(self.linger_s)
-            finally:
-                state.gathering = False
+            if not state.hurry:
+                loop = asyncio.get_running_loop()
+                state.linger = loop.create_future()
+                timer = loop.call_later(self.linger_s, state.stop_lingering)
+                try:
+                    await state.linger
+                finally:
+                    timer.cancel()
+                    state.linger = None
+            state.hurry = False
             while batch := state.next_batch():
                 await self._run(batch)
         finally:

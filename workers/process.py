@@ -163,6 +163,10 @@ class TaskProcessor:
             self._replied(task.id)
             self._working.discard(task.id)
 
+    def _replies_awaited(self) -> bool:
+        """Whether replies are still to come, which the verifier pool's batch may wait for."""
+        return bool(self.awaiting_reply)
+
     def _replied(self, task_id: int) -> None:
         if task_id in self.awaiting_reply:
             self.awaiting_reply.discard(task_id)
@@ -234,7 +238,7 @@ class TaskProcessor:
     ) -> list[NewSample]:
         samples, candidates = to_samples(task, messages, result)
         started = time.perf_counter()
-        verdicts = await self.runner.verify(plan.verifiers, candidates)
+        verdicts = await self.runner.verify(plan.verifiers, candidates, self._replies_awaited)
         self.times.verify_s += time.perf_counter() - started
         kept = []
         for s, named, choice in zip(samples, verdicts, result.choices, strict=True):
