@@ -13,6 +13,8 @@ For each regime and database, with the same prompts, seeds, ``n`` and requests i
 (b) the pipeline: a job over HTTP to ``tracemill serve``, claimed by workers (one on SQLite, four on
     PostgreSQL), verified (format, math, langmix), committed, written to shards; timed until the
     job is done, its last shard included.
+Each is timed after a warm-up round on the same client or processes (one prompt per request slot,
+64-token completions), so the figures are those of a running service, not of its first seconds.
 The teacher runs pinned to core 0 and everything else (this script, the client, the API, workers,
 verifiers, PostgreSQL) to the other cores, the same way for (a) and (b). Printed: samples/s, output
 tokens/s, the ratio (b)/(a), the teacher's time-averaged requests in flight over the run (until the
@@ -55,6 +57,10 @@ TEACHER_CORE = 0
 SEED = 1234
 VERIFIERS = [{"name": "format"}, {"name": "math"}, {"name": "langmix"}]
 TICKS = os.sysconf("SC_CLK_TCK")
+# Before each timed run, the same processes (or client) serve a short round: one prompt per request
+# slot, short completions. Connections, caches and first-call costs are then paid outside the figures,
+# which are those of a service that has been running, as a long job's would be.
+WARM_UP_MAX_TOKENS = 64
 
 
 @dataclass(frozen=True)
@@ -110,15 +116,23 @@ class Run:
         return self.tokens / self.seconds
 
 
-def prompts(count: int) -> list[dict[str, str]]:
+def prompts(count: int, prefix: str = "q") -> list[dict[str, str]]:
     return [
         {
-            "id": f"q{i}",
+            "id": f"{prefix}{i}",
             "prompt": f"Compute ({i} + 7) * {i % 13 + 2} - {i % 5}.",
             "reference": str((i + 7) * (i % 13 + 2) - i % 5),
         }
         for i in range(count)
     ]
+
+
+def run_job(client: httpx.Client, body: dict[str, Any], poll_s: float) -> dict[str, Any]:
+    """Post a job and wait until the server says it is done; its final state."""
+    job_id = client.post("/v1/jobs", json=body).raise_for_status().json()["id"]
+    while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] != "done":
+        time.sleep(poll_s)
+    return dict(job)
 
 
 def wait_for_line(log: Path, text: str, timeout_s: float = 60) -> None:
@@ -183,13 +197,14 @@ def in_flight_share(teacher_url: str, level: int) -> tuple[float, float, float]:
     return (busy / (end - start) / level if end > start else 1.0), start, max(b for _, b in intervals)
 
 
-async def _bare(teacher_url: str, regime: Regime, items: list[dict[str, str]]) -> tuple[int, int]:
+async def _bare(teacher_url: str, regime: Regime) -> Run:
+    """The warm-up round, then the timed one, on one session (so on the same connections)."""
     slots = asyncio.Semaphore(regime.in_flight)
     tokens = samples = 0
     connector = aiohttp.TCPConnector(limit=regime.in_flight * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one(item: dict[str, str]) -> None:
+        async def one(item: dict[str, str], max_tokens: int) -> None:
             nonlocal tokens, samples
             body = {
                 "model": DEFAULT_MODEL,
@@ -197,7 +212,7 @@ async def _bare(teacher_url: str, regime: Regime, items: list[dict[str, str]]) -
                 "n": regime.n,
                 "temperature": 0.6,
                 "top_p": 0.95,
-                "max_tokens": regime.max_tokens,
+                "max_tokens": max_tokens,
                 "seed": task_seed(SEED, item["id"]),
             }
             async with slots, session.post(f"{teacher_url}/v1/chat/completions", json=body) as response:
@@ -205,17 +220,22 @@ async def _bare(teacher_url: str, regime: Regime, items: list[dict[str, str]]) -
             tokens += reply["usage"]["completion_tokens"]
             samples += len(reply["choices"])
 
-        await asyncio.gather(*(one(item) for item in items))
-    return samples, tokens
+        warm_up = prompts(regime.in_flight, prefix="warm-up")
+        await asyncio.gather(*(one(item, WARM_UP_MAX_TOKENS) for item in warm_up))
+        async with session.get(f"{teacher_url}/tracemill/stats", params={"reset": 1}) as response:
+            response.raise_for_status()
+        tokens = samples = 0
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(one(item, regime.max_tokens) for item in prompts(regime.prompts)))
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Run(samples, tokens, seconds, client_cpu_s=cpu)
 
 
 def bare_client(teacher_url: str, regime: Regime) -> Run:
-    httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1})
-    started, cpu = time.perf_counter(), time.process_time()
-    samples, tokens = asyncio.run(_bare(teacher_url, regime, prompts(regime.prompts)))
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    run = asyncio.run(_bare(teacher_url, regime))
     share, first, last = in_flight_share(teacher_url, regime.in_flight)
-    return Run(samples, tokens, seconds, share, last - first, client_cpu_s=cpu)
+    run.in_flight_share, run.teacher_span_s = share, last - first
+    return run
 
 
 @dataclass
@@ -244,17 +264,21 @@ def pipeline(
             processes.append(spawn(command, root / f"worker-{w}.log", env))
         for w in range(workers):  # every worker up and polling before the clock starts
             wait_for_line(root / f"worker-{w}.log", "started (max_in_flight=")
+        body: dict[str, Any] = {
+            "teacher": {"base_url": f"{teacher_url}/v1", "model": DEFAULT_MODEL},
+            "n": regime.n,
+            "sampling": {"max_tokens": WARM_UP_MAX_TOKENS, "seed": SEED},
+            "verifiers": VERIFIERS,
+            "prompts": prompts(regime.in_flight, prefix="warm-up"),
+        }
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            run_job(client, body, poll_s=0.2)
         time.sleep(1)
         before = {p.pid: (session_cpu({p.pid}), cpu_seconds(p.pid)) for p in processes}
         database_before = database_cpu()
         httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1})
-        body: dict[str, Any] = {
-            "teacher": {"base_url": f"{teacher_url}/v1", "model": DEFAULT_MODEL},
-            "n": regime.n,
-            "sampling": {"max_tokens": regime.max_tokens, "seed": SEED},
-            "verifiers": VERIFIERS,
-            "prompts": prompts(regime.prompts),
-        }
+        body["sampling"]["max_tokens"] = regime.max_tokens
+        body["prompts"] = prompts(regime.prompts)
         if early_stop:
             body["stop_after_accepted"] = early_stop
         # Timed from just before the POST to the moment the server marked the job done (its last shard
@@ -262,9 +286,8 @@ def pipeline(
         started = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         posted = time.monotonic()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            job_id = client.post("/v1/jobs", json=body).raise_for_status().json()["id"]
-            while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] != "done":
-                time.sleep(1.0)
+            job = run_job(client, body, poll_s=1.0)
+            job_id = job["id"]
         seconds = (datetime.datetime.fromisoformat(job["finished_at"]) - started).total_seconds()
         own = {p.pid: cpu_seconds(p.pid) - before[p.pid][1] for p in processes}
         cpu = {
