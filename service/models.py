@@ -130,7 +130,7 @@ class Sample(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(String(32))  # its task's job; no key of its own (migration 0011)
     sample_index: Mapped[int] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer)
     completion: Mapped[str] = mapped_column(Text)  # its think part is read from it (migration 0010)
@@ -156,9 +156,11 @@ class ShardBacklog(Base):
     __tablename__ = "shard_backlog"
     __table_args__ = ({"sqlite_with_rowid": False},)
 
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     accepted: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    sample_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    sample_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
@@ -173,7 +175,7 @@ class Verdict(Base):
 
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
     verifier: Mapped[str] = mapped_column(String(64), primary_key=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(String(32))  # its sample's job (migration 0011)
     accepted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(120))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)

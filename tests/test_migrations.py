@@ -150,3 +150,40 @@ def test_0010_reads_think_from_the_completion_and_a_downgrade_fills_it_again(emp
         samples = old["samples"]
         rows = conn.execute(select(samples.c.id, samples.c.think).order_by(samples.c.id)).all()
         assert [tuple(row) for row in rows] == [(1, "steps"), (2, None), (3, "cut off")]
+
+
+def _referenced(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {key["referred_table"] for key in inspect(engine).get_foreign_keys(table)}
+    finally:
+        engine.dispose()
+
+
+def test_0011_drops_the_job_keys_of_sample_rows_and_deletes_still_cascade(empty_url: str) -> None:
+    upgrade_schema(empty_url, "0010")
+    with _schema_now(empty_url) as (conn, t):
+        _add_task(conn, t)
+        for sample_id in (1, 2, 3):
+            _add_sample(conn, t, sample_id, sample_id != 3, completion="c")
+            conn.execute(
+                t["shard_backlog"]
+                .insert()
+                .values(job_id="j", accepted=True, sample_id=sample_id, created_at=NOW)
+            )
+
+    upgrade_schema(empty_url)
+    assert _referenced(empty_url, "samples") == {"tasks"}
+    assert _referenced(empty_url, "verdicts") == {"samples"}
+    assert _referenced(empty_url, "shard_backlog") == {"samples"}
+    with _schema_now(empty_url) as (conn, new):
+        for table in ("samples", "verdicts", "shard_backlog"):
+            assert conn.execute(select(func.count()).select_from(new[table])).scalar_one() == 3
+        conn.execute(new["tasks"].delete())  # a task's removal takes its samples and what hangs on them
+        for table in ("samples", "verdicts", "shard_backlog"):
+            assert conn.execute(select(func.count()).select_from(new[table])).scalar_one() == 0
+
+    downgrade_schema(empty_url, "0010")
+    assert _referenced(empty_url, "samples") == {"tasks", "jobs"}
+    assert _referenced(empty_url, "verdicts") == {"samples", "jobs"}
+    assert _referenced(empty_url, "shard_backlog") == {"jobs"}
