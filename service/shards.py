@@ -13,14 +13,15 @@ import logging
 import secrets
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Engine, Text, cast, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Text, cast, delete, func, insert, select, update
 
 from service import soft_labels
 from service.db import reading, utcnow, writing
@@ -29,7 +30,7 @@ from service.models import Job, Sample, Shard, ShardBacklog, Task, Verdict
 from service.prompts import conversation
 from service.samples import ID_CHUNK, verdict_rows
 from service.soft_labels import SoftLabels, unpack
-from service.storage import ShardStore
+from service.storage import ROW_GROUP_ROWS, ShardStore
 from workers.reasoning import split_text
 
 log = logging.getLogger(__name__)
@@ -91,22 +92,39 @@ _READ = {
 }
 
 
-def _columns(engine: Engine, job_id: str, accepted: bool, limit: int) -> dict[str, Any]:
-    """Up to ``limit`` samples of one kind from the backlog, with their verdicts, as the shard's
-    columns: built column by column from plain rows, since ORM objects and a dict per row (or per
-    verdict) cost more than the rest of a flush. Verdict details stay the JSON text the database holds."""
-    with reading(engine) as conn:
-        spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
+def _pages(
+    conn: Connection, spec: dict[str, Any], job_id: str, accepted: bool, limit: int
+) -> Iterator[pa.RecordBatch]:
+    """Up to ``limit`` samples of one kind from the backlog, in id order, a row group at a time: a
+    shard is written as it is read, so a flush holds one row group's text, not the whole shard's
+    (which with long traces ran to hundreds of megabytes, freshly allocated and zeroed each flush)."""
+    after, left = -1, limit
+    while left > 0:
         rows = conn.execute(
             select(*_READ.values(), Task.prompt, Task.messages)
             .select_from(ShardBacklog)
             .join(Sample, Sample.id == ShardBacklog.sample_id)
             .join(Task, Task.id == Sample.task_id)
-            .where(ShardBacklog.job_id == job_id, ShardBacklog.accepted.is_(accepted))
+            .where(
+                ShardBacklog.job_id == job_id,
+                ShardBacklog.accepted.is_(accepted),
+                ShardBacklog.sample_id > after,
+            )
             .order_by(ShardBacklog.sample_id)
-            .limit(limit)
+            .limit(min(left, ROW_GROUP_ROWS))
         ).all()
-        verdicts = verdict_rows(conn, [row.id for row in rows], details=cast(Verdict.details, Text))
+        if not rows:
+            return
+        yield pa.RecordBatch.from_pydict(_columns(conn, spec, rows), schema=SCHEMA)
+        after, left = rows[-1].id, left - len(rows)
+
+
+def _columns(conn: Connection, spec: dict[str, Any], rows: Sequence[Any]) -> dict[str, Any]:
+    """Samples' rows (``_READ``'s columns, then the task's prompt and messages), with their verdicts,
+    as the shard's columns: built column by column from plain rows, since ORM objects and a dict per
+    row (or per verdict) cost more than the rest of a flush. Verdict details stay the JSON text the
+    database holds."""
+    verdicts = verdict_rows(conn, [row.id for row in rows], details=cast(Verdict.details, Text))
     *read, prompts, chats = _transpose(rows, len(_READ) + 2)
     columns: dict[str, Any] = dict(zip(_READ, read, strict=True))
     columns["think"] = [split_text(completion).think for completion in columns["completion"]]
@@ -164,21 +182,38 @@ def _soft_labels(engine: Engine, ids: list[int]) -> list[tuple[int, SoftLabels]]
 
 
 def _write_shard(
-    engine: Engine, store: ShardStore, job_id: str, kind: str, columns: dict[str, list[Any]]
-) -> None:
-    """The samples' shard and, for accepted samples with soft labels, the soft-label shard beside it
-    (same name, folder ``softlabels``): both files first, then both rows, with the samples taken off
-    the backlog, in one transaction."""
-    ids = columns["sample_id"]
-    name = f"part-{ids[0]:012d}-{secrets.token_hex(3)}.parquet"
-    tables = {kind: pa.Table.from_pydict(columns, schema=SCHEMA)}
-    if kind == "accepted" and (labels := _soft_labels(engine, ids)):
-        tables[SOFT_LABELS] = soft_labels.to_arrow(labels)
-    written: dict[str, tuple[str, int]] = {}
+    engine: Engine, store: ShardStore, job_id: str, kind: str, *, shard_rows: int, least: int
+) -> int:
+    """Up to ``shard_rows`` of the job's samples of a kind in a shard and, for accepted samples with
+    soft labels, the soft-label shard beside it (same name, folder ``softlabels``): both files first,
+    then both rows, with the samples taken off the backlog, in one transaction. Returns how many
+    samples it holds; none are written when fewer than ``least`` await (another flusher took them).
+    """
+    ids: list[int] = []
+
+    def noting_ids(pages: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for page in pages:
+            ids.extend(page.column("sample_id").to_pylist())
+            yield page
+
+    with reading(engine) as conn:
+        spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
+        pages = _pages(conn, spec, job_id, kind == "accepted", shard_rows)
+        first = next(pages, None)
+        if first is None:
+            return 0
+        name = f"part-{first.column('sample_id')[0].as_py():012d}-{secrets.token_hex(3)}.parquet"
+        path = f"{job_id}/{kind}/{name}"
+        size = store.write_parts(path, SCHEMA, noting_ids(chain([first], pages)))
+    written = {kind: (path, len(ids), size)}  # kind: path, rows, bytes
+    if len(ids) < least:  # another flusher took the rest
+        store.delete(path)
+        return 0
     try:
-        for shard_kind, table in tables.items():
-            relative = f"{job_id}/{shard_kind}/{name}"
-            written[shard_kind] = relative, store.write(relative, table)
+        if kind == "accepted" and (labels := _soft_labels(engine, ids)):
+            table = soft_labels.to_arrow(labels)
+            path = f"{job_id}/{SOFT_LABELS}/{name}"
+            written[SOFT_LABELS] = path, table.num_rows, store.write(path, table)
         with writing(engine) as conn:
             conn.execute(
                 insert(Shard),
@@ -186,12 +221,12 @@ def _write_shard(
                     {
                         "job_id": job_id,
                         "kind": shard_kind,
-                        "path": relative,
-                        "num_rows": tables[shard_kind].num_rows,
+                        "path": path,
+                        "num_rows": rows,
                         "num_bytes": size,
                         "created_at": utcnow(),
                     }
-                    for shard_kind, (relative, size) in written.items()
+                    for shard_kind, (path, rows, size) in written.items()
                 ],
             )
             taken = 0
@@ -204,14 +239,15 @@ def _write_shard(
                         ShardBacklog.sample_id.in_(chunk),
                     )
                 ).rowcount
-                if SOFT_LABELS in tables:  # the soft-label shard holds them now
+                if SOFT_LABELS in written:  # the soft-label shard holds them now
                     conn.execute(update(Sample).where(Sample.id.in_(chunk)).values(soft_labels=None))
             if taken != len(ids):  # another flusher took some: roll back, ours never counted
                 raise ShardWriteError(f"{len(ids) - taken} samples were already in another shard")
     except BaseException:
-        for relative, _ in written.values():
-            store.delete(relative)
+        for path, _, _ in written.values():
+            store.delete(path)
         raise
+    return len(ids)
 
 
 def flush_job(
@@ -242,11 +278,9 @@ def flush_job(
         aged = max_age_s is not None and waited > timedelta(seconds=max_age_s)
         least = 1 if final else early if draining or aged else shard_rows
         while pending >= least:
-            columns = _columns(engine, job_id, accepted, shard_rows)
-            rows = len(columns["sample_id"])
-            if rows < least:  # another flusher took some
+            rows = _write_shard(engine, store, job_id, kind, shard_rows=shard_rows, least=least)
+            if not rows:  # another flusher took some
                 break
-            _write_shard(engine, store, job_id, kind, columns)
             shards += 1
             rows_written += rows
             pending -= rows

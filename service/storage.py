@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -52,11 +52,18 @@ class ShardStore:
 
     def write(self, relative: str, table: pa.Table) -> int:
         """Write a Parquet file all at once; returns its size in bytes."""
+        return self.write_parts(relative, table.schema, [table])
+
+    def write_parts(
+        self, relative: str, schema: pa.Schema, parts: Iterable[pa.Table | pa.RecordBatch]
+    ) -> int:
+        """Write a Parquet file from parts as they come (each in row groups of up to
+        ``ROW_GROUP_ROWS``), so only one part need be in memory; returns the file's size in bytes."""
         try:
             if self.local is not None:
-                return _write_local(table, self.local / relative)
+                return _write_local(schema, parts, self.local / relative)
             sink = pa.BufferOutputStream()
-            pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+            _write_parquet(sink, schema, parts)
             data = sink.getvalue().to_pybytes()
             self.fs.pipe_file(f"{self.root}/{relative}", data)
             return len(data)
@@ -93,13 +100,19 @@ class ShardStore:
             yield path[len(self.root) + 1 :], _mtime(info)
 
 
-def _write_local(table: pa.Table, path: Path) -> int:
+def _write_parquet(sink: Any, schema: pa.Schema, parts: Iterable[pa.Table | pa.RecordBatch]) -> None:
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for part in parts:
+            writer.write(part, row_group_size=ROW_GROUP_ROWS)
+
+
+def _write_local(schema: pa.Schema, parts: Iterable[pa.Table | pa.RecordBatch], path: Path) -> int:
     """Via a temporary file, fsync and rename, then fsync the directory; returns the size."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+            _write_parquet(fh, schema, parts)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -108,7 +121,7 @@ def _write_local(table: pa.Table, path: Path) -> int:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except OSError:
+    except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise

@@ -107,6 +107,30 @@ def test_each_row_carries_its_own_verdicts_and_reasons(engine: Engine, tmp_path:
     }
 
 
+def test_a_shard_is_read_and_written_a_row_group_at_a_time(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of the backlog become the shard's row groups, in id order, each row once with its own
+    verdicts: what a flush holds in memory is one page, whatever the shard's size."""
+    monkeypatch.setattr(shards, "ROW_GROUP_ROWS", 2)
+    job_id = _finished_job(engine)  # 8 accepted samples, 4 rejected
+    assert shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=5, final=True).rows == 12
+    listed = sorted(
+        jobs.list_shards(engine, job_id, ShardStore(tmp_path)), key=lambda s: (s.kind, -s.num_rows)
+    )
+    assert [(s.kind, s.num_rows) for s in listed] == [
+        ("accepted", 5),
+        ("accepted", 3),
+        ("rejected", 4),
+    ]
+    full = pq.ParquetFile(tmp_path / listed[0].path)
+    assert [full.metadata.row_group(i).num_rows for i in range(full.num_row_groups)] == [2, 2, 1]
+    rows = full.read().to_pylist()
+    assert [r["sample_id"] for r in rows] == sorted(r["sample_id"] for r in rows)
+    assert all(r["accepted"] and [v["accepted"] for v in r["verdicts"]] == [True] for r in rows)
+    assert listed[0].path.rpartition("/")[2].startswith(f"part-{rows[0]['sample_id']:012d}-")
+
+
 def test_partial_shards_wait_until_the_job_is_final(engine: Engine, tmp_path: Path) -> None:
     job_id = _finished_job(engine)
     assert shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=False).rows == 0
