@@ -212,8 +212,8 @@ def _write_shard(
     try:
         if kind == "accepted" and (labels := _soft_labels(engine, ids)):
             table = soft_labels.to_arrow(labels)
-            path = f"{job_id}/{SOFT_LABELS}/{name}"
-            written[SOFT_LABELS] = path, table.num_rows, store.write(path, table)
+            labels_path = f"{job_id}/{SOFT_LABELS}/{name}"
+            written[SOFT_LABELS] = labels_path, table.num_rows, store.write(labels_path, table)
         with writing(engine) as conn:
             conn.execute(
                 insert(Shard),
@@ -221,12 +221,12 @@ def _write_shard(
                     {
                         "job_id": job_id,
                         "kind": shard_kind,
-                        "path": path,
+                        "path": shard_path,
                         "num_rows": rows,
-                        "num_bytes": size,
+                        "num_bytes": num_bytes,
                         "created_at": utcnow(),
                     }
-                    for shard_kind, (path, rows, size) in written.items()
+                    for shard_kind, (shard_path, rows, num_bytes) in written.items()
                 ],
             )
             taken = 0
@@ -244,8 +244,8 @@ def _write_shard(
             if taken != len(ids):  # another flusher took some: roll back, ours never counted
                 raise ShardWriteError(f"{len(ids) - taken} samples were already in another shard")
     except BaseException:
-        for path, _, _ in written.values():
-            store.delete(path)
+        for shard_path, _, _ in written.values():
+            store.delete(shard_path)
         raise
     return len(ids)
 

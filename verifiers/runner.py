@@ -144,15 +144,17 @@ class _LoopState:
     pending: list[_Request] = field(default_factory=list)
     running: int = 0
     linger: asyncio.Future[None] | None = None  # a batch waiting for more calls to join it
-    hurry: bool = False  # the batch is full, or its caller expects no more calls: no lingering
+    more_coming: Callable[[], bool] | None = None  # the latest caller's: whether it expects more calls
     drains: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def may_grow(self) -> bool:
+        """Whether a waiting batch has room, and calls that could fill it may still come."""
+        room = sum(len(r.candidates) for r in self.pending) < MAX_BATCH_CANDIDATES
+        return room and (self.more_coming is None or self.more_coming())
 
     def stop_lingering(self) -> None:
         if self.linger is not None and not self.linger.done():
             self.linger.set_result(None)
-
-    def full(self) -> bool:
-        return sum(len(r.candidates) for r in self.pending) >= MAX_BATCH_CANDIDATES
 
     def next_batch(self) -> list[_Request]:
         """The oldest waiting requests, up to MAX_BATCH_CANDIDATES candidates (at least one request)."""
@@ -224,8 +226,8 @@ class VerifierRunner:
         request = _Request(list(specs), list(candidates), deadline, loop.create_future())
         state = self._loops.setdefault(loop, _LoopState())
         state.pending.append(request)
-        if state.full() or (more_coming is not None and not more_coming()):
-            state.hurry = True
+        state.more_coming = more_coming
+        if not state.may_grow():
             state.stop_lingering()
         # At most one batch per process is handed to the pool, so a batch never waits in the pool's
         # queue and its deadline measures its own run, not the batches ahead of it.
@@ -239,7 +241,7 @@ class VerifierRunner:
     async def _drain(self, state: _LoopState) -> None:
         """Hand waiting requests to the pool, a batch at a time, until none is left."""
         try:
-            if not state.hurry:
+            if state.may_grow():
                 loop = asyncio.get_running_loop()
                 state.linger = loop.create_future()
                 timer = loop.call_later(self.linger_s, state.stop_lingering)
@@ -248,7 +250,6 @@ class VerifierRunner:
                 finally:
                     timer.cancel()
                     state.linger = None
-            state.hurry = False
             while batch := state.next_batch():
                 await self._run(batch)
         finally:
