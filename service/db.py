@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import QueryableAttribute
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE = "tracemill_write"
@@ -22,6 +36,18 @@ def utcnow() -> datetime:
 
 def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def among(conn: Connection, column: QueryableAttribute[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN ids`` with the ids in one bound value: an array on PostgreSQL, a JSON list that
+    ``json_each`` reads on SQLite. The statement's text is then the same for any number of ids, so
+    neither SQLAlchemy nor psycopg renders and parses a new one with a placeholder per id (which cost
+    a shard flush more than writing its Parquet file), and no list needs cutting under SQLite's limit
+    on bound parameters."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    listed = func.json_each(json.dumps(list(ids))).table_valued("value")
+    return column.in_(select(listed.c.value))
 
 
 def make_engine(url: str) -> Engine:

@@ -7,10 +7,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, select
 
+from service.db import among
 from service.models import Sample, Task, Verdict
-
-ID_CHUNK = 500  # keeps IN lists well under SQLite's bound-parameter limit
-
 
 # sample, prompt id, prompt text, prompt messages, reference
 SampleQuery = Select[Sample, str, str | None, list[dict[str, str]] | None, str | None]
@@ -31,16 +29,14 @@ def verdict_rows(
     """Every verdict of the given samples (sample id, verifier, accepted, reason, details) in sample id
     order, then by verifier. ``details`` may be another expression of that column: the shard writer
     reads it as the JSON text stored, rather than decoding it only to encode it again."""
-    rows: list[Any] = []
     columns = (Verdict.sample_id, Verdict.verifier, Verdict.accepted, Verdict.reason)
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), ID_CHUNK):
-        rows += conn.execute(
+    return list(
+        conn.execute(
             select(*columns, (Verdict.details if details is None else details).label("details"))
-            .where(Verdict.sample_id.in_(ordered[start : start + ID_CHUNK]))
+            .where(among(conn, Verdict.sample_id, ids))
             .order_by(Verdict.sample_id, Verdict.verifier)
         ).all()
-    return rows
+    )
 
 
 def verdicts_by_sample(conn: Connection, ids: Sequence[int]) -> dict[int, list[Any]]:

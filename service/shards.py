@@ -24,11 +24,11 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine, Text, cast, delete, func, insert, select, update
 
 from service import soft_labels
-from service.db import reading, utcnow, writing
+from service.db import among, reading, utcnow, writing
 from service.errors import ShardWriteError
 from service.models import Job, Sample, Shard, ShardBacklog, Task, Verdict
 from service.prompts import conversation
-from service.samples import ID_CHUNK, verdict_rows
+from service.samples import verdict_rows
 from service.soft_labels import SoftLabels, unpack
 from service.storage import ROW_GROUP_ROWS, ShardStore
 from workers.reasoning import split_text
@@ -170,15 +170,13 @@ def _offsets(ids: list[int], owners: list[int]) -> pa.Array:
 
 def _soft_labels(engine: Engine, ids: list[int]) -> list[tuple[int, SoftLabels]]:
     """The packed soft labels of those samples that have them (accepted samples of such jobs)."""
-    found: list[Any] = []
     with reading(engine) as conn:
-        for start in range(0, len(ids), ID_CHUNK):
-            found += conn.execute(
-                select(Sample.id, Sample.soft_labels).where(
-                    Sample.id.in_(ids[start : start + ID_CHUNK]), Sample.soft_labels.is_not(None)
-                )
-            ).all()
-    return [(sample_id, unpack(blob)) for sample_id, blob in sorted(found)]
+        found = conn.execute(
+            select(Sample.id, Sample.soft_labels)
+            .where(among(conn, Sample.id, ids), Sample.soft_labels.is_not(None))
+            .order_by(Sample.id)
+        ).all()
+    return [(sample_id, unpack(blob)) for sample_id, blob in found if blob is not None]
 
 
 def _write_shard(
@@ -229,18 +227,15 @@ def _write_shard(
                     for shard_kind, (shard_path, rows, num_bytes) in written.items()
                 ],
             )
-            taken = 0
-            for start in range(0, len(ids), ID_CHUNK):
-                chunk = ids[start : start + ID_CHUNK]
-                taken += conn.execute(
-                    delete(ShardBacklog).where(
-                        ShardBacklog.job_id == job_id,
-                        ShardBacklog.accepted.is_(kind == "accepted"),
-                        ShardBacklog.sample_id.in_(chunk),
-                    )
-                ).rowcount
-                if SOFT_LABELS in written:  # the soft-label shard holds them now
-                    conn.execute(update(Sample).where(Sample.id.in_(chunk)).values(soft_labels=None))
+            taken = conn.execute(
+                delete(ShardBacklog).where(
+                    ShardBacklog.job_id == job_id,
+                    ShardBacklog.accepted.is_(kind == "accepted"),
+                    among(conn, ShardBacklog.sample_id, ids),
+                )
+            ).rowcount
+            if SOFT_LABELS in written:  # the soft-label shard holds them now
+                conn.execute(update(Sample).where(among(conn, Sample.id, ids)).values(soft_labels=None))
             if taken != len(ids):  # another flusher took some: roll back, ours never counted
                 raise ShardWriteError(f"{len(ids) - taken} samples were already in another shard")
     except BaseException:
