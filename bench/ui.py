@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ from sqlalchemy import func, insert, select, update
 
 from bench.synthetic import finished_job
 from service.db import make_engine, upgrade_schema, writing
-from service.models import Sample, Task, Verdict
+from service.models import Sample, Task, Verdict, VerdictCount
 from service.procs import free_port, spawn, stop, wait_http
 from tests.pg import create_database, postgres_server
 
@@ -39,7 +40,7 @@ REPEATS = 5
 THINK = "Let me work through this step by step, checking each intermediate result twice. " * 18
 
 
-def _verdicts(sample_id: int, job_id: str, i: int) -> list[dict[str, object]]:
+def _verdicts(sample_id: int, i: int) -> list[dict[str, object]]:
     """math rejects 3 in 8, langmix 1 in 5, length 1 in 100 (rare): about 38% accepted in all."""
     outcomes = [
         ("math", i % 8 < 5, "math:wrong_answer", {"extracted": str(i), "reference": "0"}),
@@ -50,7 +51,6 @@ def _verdicts(sample_id: int, job_id: str, i: int) -> list[dict[str, object]]:
         {
             "sample_id": sample_id,
             "verifier": verifier,
-            "job_id": job_id,
             "accepted": ok,
             "reason": None if ok else reason,
             "details": details,
@@ -70,10 +70,12 @@ def build(url: str, samples: int) -> str:
             conn.execute(select(Task.id).where(Task.job_id == job_id).order_by(Task.id)).scalars()
         )
     now = datetime.datetime(2026, 1, 1)
+    counts: Counter[tuple[object, object, object]] = Counter()
     for start in range(0, samples, CHUNK):
         rows, verdicts = [], []
         for i in range(start, min(samples, start + CHUNK)):
-            verdict_rows = _verdicts(i + 1, job_id, i)
+            verdict_rows = _verdicts(i + 1, i)
+            counts.update((v["verifier"], v["accepted"], v["reason"] or "") for v in verdict_rows)
             accepted = all(v["accepted"] for v in verdict_rows)
             reason = next((v["reason"] for v in verdict_rows if not v["accepted"]), None)
             rows.append(
@@ -84,7 +86,6 @@ def build(url: str, samples: int) -> str:
                     "sample_index": i % PER_PROMPT,
                     "attempt": 1,
                     "completion": f"<think>{THINK} token{i}x</think> The answer is {i}.",
-                    "think": THINK,
                     "answer": f"The answer is {i}.",
                     "finish_reason": "stop",
                     "completion_tokens": 400,
@@ -100,6 +101,13 @@ def build(url: str, samples: int) -> str:
     accepted = select(func.count()).where(Sample.task_id == Task.id, Sample.accepted).scalar_subquery()
     with writing(engine) as conn:
         conn.execute(update(Task).where(Task.job_id == job_id).values(n_accepted=accepted))
+        conn.execute(
+            insert(VerdictCount),
+            [
+                {"job_id": job_id, "verifier": verifier, "accepted": ok, "reason": reason, "samples": n}
+                for (verifier, ok, reason), n in counts.items()
+            ],
+        )
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:  # what autovacuum does within a minute of a bulk write
             conn.exec_driver_sql("ANALYZE")

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, or_, select
 
 from service.db import reading
 from service.errors import SampleNotFound
 from service.jobs import job_row, sample_counts, task_sums
-from service.models import Sample, Task, Verdict
+from service.models import Sample, Task, Verdict, VerdictCount
 from service.prompts import conversation
 from service.samples import SampleQuery, verdicts_by_sample, with_prompt
 from service.schemas import SampleCounts, SampleOut, SamplePage, VerdictOut
@@ -43,21 +43,15 @@ def job_header(engine: Engine, job_id: str) -> JobHeader:
 
 
 def distinct_reasons(conn: Connection, job_id: str) -> list[str]:
-    """The job's rejection reasons, in order: one index probe per reason (a loose index scan).
-
-    Counting them means reading every verdict of the job (80 ms at 200,000 samples on PostgreSQL);
-    the filter menu needs only their names.
-    """
-    reasons: list[str] = []
-    while (
-        reason := conn.execute(
-            select(func.min(Verdict.reason)).where(
-                Verdict.job_id == job_id, Verdict.reason > (reasons[-1] if reasons else "")
-            )
-        ).scalar()
-    ) is not None:
-        reasons.append(reason)
-    return reasons
+    """The job's rejection reasons, in order (from its verdict counts: a few rows at any size)."""
+    return list(
+        conn.execute(
+            select(VerdictCount.reason)
+            .where(VerdictCount.job_id == job_id, VerdictCount.reason != "")
+            .distinct()
+            .order_by(VerdictCount.reason)
+        ).scalars()
+    )
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from service import queue
 from service.db import reading, utcnow, writing
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
-from service.models import Job, Shard, Task, Verdict
+from service.models import Job, Shard, Task, VerdictCount
 from service.queue import NewTask
 from service.schemas import (
     FailedTask,
@@ -193,14 +193,34 @@ def task_sums(conn: Connection, job_id: str) -> tuple[int, int, int, int]:
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
-def rejection_reasons(conn: Connection, job_id: str) -> dict[str, int]:
-    """Each rejection reason of a job's verdicts with its count, the most frequent first."""
+def verdict_stats(
+    conn: Connection, job_id: str, spec: dict[str, Any]
+) -> tuple[list[VerifierStats], dict[str, int]]:
+    """Acceptance per verifier (in the job's order) and each rejection reason with its count, the most
+    frequent first: from the job's verdict counts, a few rows whatever its size."""
+    accepted: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     rows = conn.execute(
-        select(Verdict.reason, func.count())
-        .where(Verdict.job_id == job_id, Verdict.reason.is_not(None))
-        .group_by(Verdict.reason)
-    ).all()
-    return dict(sorted(((str(r), int(n)) for r, n in rows), key=lambda kv: -kv[1]))
+        select(VerdictCount.verifier, VerdictCount.accepted, VerdictCount.reason, VerdictCount.samples).where(
+            VerdictCount.job_id == job_id
+        )
+    )
+    for verifier, ok, reason, samples in rows:
+        (accepted if ok else rejected)[verifier] += samples
+        if reason:
+            reasons[reason] += samples
+    order = [v["name"] for v in spec.get("verifiers", [])]
+    stats = [
+        VerifierStats(
+            name=name,
+            accepted=accepted[name],
+            rejected=rejected[name],
+            acceptance_rate=_rate(accepted[name], accepted[name] + rejected[name]),
+        )
+        for name in sorted(accepted | rejected, key=lambda n: order.index(n) if n in order else len(order))
+    ]
+    return stats, dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
 
 
 def sample_counts(total: int, accepted: int) -> SampleCounts:
@@ -215,12 +235,7 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         job = job_row(conn, job_id)
         tasks = task_counts(conn, job_id)
         sums = task_sums(conn, job_id)
-        reasons = rejection_reasons(conn, job_id)
-        per_verifier = conn.execute(
-            select(Verdict.verifier, func.count(), func.sum(case((Verdict.accepted, 1), else_=0)))
-            .where(Verdict.job_id == job_id)
-            .group_by(Verdict.verifier)
-        ).all()
+        stats, reasons = verdict_stats(conn, job_id, job.spec)
         failed = conn.execute(
             select(Task.prompt_id, Task.attempt, Task.last_error)
             .where(Task.job_id == job_id, Task.status == "failed")
@@ -231,16 +246,6 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
             select(func.count()).select_from(Shard).where(Shard.job_id == job_id)
         ).scalar_one()
     total, accepted = int(sums[0]), int(sums[1])
-    order = [v["name"] for v in job.spec.get("verifiers", [])]
-    stats = sorted(
-        (
-            VerifierStats(
-                name=name, accepted=int(acc), rejected=int(n - acc), acceptance_rate=_rate(int(acc), n)
-            )
-            for name, n, acc in per_verifier
-        ),
-        key=lambda s: order.index(s.name) if s.name in order else len(order),
-    )
     return JobOut(
         id=job.id,
         name=job.name,

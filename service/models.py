@@ -1,5 +1,5 @@
-"""Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts, shards, the samples
-awaiting a shard, exports.
+"""Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts and their counts per
+job, shards, the samples awaiting a shard, exports.
 
 The schema is created by Alembic only (``migrations/``); ``tests/test_migrations.py`` checks that the
 migrations and these models agree.
@@ -168,17 +168,29 @@ class Verdict(Base):
     """What one verifier said of one sample; every verifier that ran leaves one."""
 
     __tablename__ = "verdicts"
-    __table_args__ = (
-        Index(None, "job_id", "verifier", "accepted"),
-        Index(None, "job_id", "reason"),
-    )
 
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
     verifier: Mapped[str] = mapped_column(String(64), primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(32))  # its sample's job (migration 0011)
     accepted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(120))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class VerdictCount(Base):
+    """How many of a job's samples a verifier accepted, or rejected, with a reason (``""`` where the
+    verdict gave none). Added to by the transaction that commits the verdicts (migration 0012), so a
+    job's acceptance per verifier and its rejection reasons are read from a few rows, not counted over
+    all its verdicts on every status request. The job's key is checked only when a row is first
+    inserted; later commits update its count."""
+
+    __tablename__ = "verdict_counts"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    verifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accepted: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(120), primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
 
 
 class Export(Base):

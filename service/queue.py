@@ -9,6 +9,7 @@ claim at once without waiting on each other (SQLite ignores it and serialises wr
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -313,8 +314,9 @@ _SAMPLE_COLUMNS = (
     "soft_labels",
 )
 _NEXT_SAMPLE_IDS = "SELECT nextval(pg_get_serial_sequence('samples', 'id')) FROM generate_series(1, %s)"
-_VERDICT_COLUMNS = ("sample_id", "job_id", "verifier", "accepted", "reason", "details")
+_VERDICT_COLUMNS = ("sample_id", "verifier", "accepted", "reason", "details")
 _BACKLOG_COLUMNS = ("job_id", "accepted", "sample_id", "created_at")
+_COUNT_KEY = ("job_id", "verifier", "accepted", "reason")
 
 
 def _held_sql(conn: Connection, count: int) -> str:
@@ -334,6 +336,30 @@ def _done_sql(conn: Connection) -> str:
         "UPDATE tasks SET status = 'done', owner = NULL, lease_expires_at = NULL, last_error = NULL, "
         f"{assignments} WHERE id = {mark}"
     )
+
+
+def _count_sql(conn: Connection) -> str:
+    """Add to a job's verdict count (the same ``ON CONFLICT`` upsert on both databases)."""
+    insert = _insert_sql(conn, "verdict_counts", (*_COUNT_KEY, "samples"))
+    return (
+        f"{insert} ON CONFLICT ({', '.join(_COUNT_KEY)}) "
+        "DO UPDATE SET samples = verdict_counts.samples + excluded.samples"
+    )
+
+
+def _count_verdicts(conn: Connection, per_sample: Iterable[tuple[str, bool, Sequence[NamedVerdict]]]) -> None:
+    """Add a batch's verdicts to their jobs' counts, one row per key, in key order: on
+    PostgreSQL a count row stays locked until the batch commits, and workers that lock the rows they
+    share in the same order wait for each other but never deadlock. Last in the transaction, so that
+    the lock is held for its commit alone."""
+    counts = Counter(
+        (job_id, v.verifier, v.accepted, v.reason or "")
+        for job_id, _, verdicts in per_sample
+        for v in verdicts
+    )
+    if counts:
+        with _cursor(conn) as cursor:
+            cursor.executemany(_count_sql(conn), [(*key, n) for key, n in sorted(counts.items())])
 
 
 def _insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
@@ -460,8 +486,8 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
             return outcomes
         sample_ids = _insert_samples(conn, samples)
         verdict_rows = [
-            (sample_id, job_id, v.verifier, v.accepted, v.reason, encode.json(v.details))
-            for sample_id, (job_id, _, sample_verdicts) in zip(sample_ids, per_sample, strict=True)
+            (sample_id, v.verifier, v.accepted, v.reason, encode.json(v.details))
+            for sample_id, (_, _, sample_verdicts) in zip(sample_ids, per_sample, strict=True)
             for v in sample_verdicts
         ]
         if verdict_rows:
@@ -471,6 +497,7 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
             for sample_id, (job_id, ok, _) in zip(sample_ids, per_sample, strict=True)
         ]
         _insert_rows(conn, "shard_backlog", _BACKLOG_COLUMNS, backlog)  # each sample awaits its shard
+        _count_verdicts(conn, per_sample)
     return outcomes
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, MetaData, Table, create_engine, func, inspect
 from service.db import alembic_config, downgrade_schema, make_engine, upgrade_schema
 from service.models import metadata
 
-TABLES = {"jobs", "tasks", "samples", "verdicts", "shards", "shard_backlog", "exports"}
+TABLES = {"jobs", "tasks", "samples", "verdicts", "verdict_counts", "shards", "shard_backlog", "exports"}
 
 
 def _tables(url: str) -> set[str]:
@@ -172,7 +172,7 @@ def test_0011_drops_the_job_keys_of_sample_rows_and_deletes_still_cascade(empty_
                 .values(job_id="j", accepted=True, sample_id=sample_id, created_at=NOW)
             )
 
-    upgrade_schema(empty_url)
+    upgrade_schema(empty_url, "0011")
     assert _referenced(empty_url, "samples") == {"tasks"}
     assert _referenced(empty_url, "verdicts") == {"samples"}
     assert _referenced(empty_url, "shard_backlog") == {"samples"}
@@ -187,3 +187,48 @@ def test_0011_drops_the_job_keys_of_sample_rows_and_deletes_still_cascade(empty_
     assert _referenced(empty_url, "samples") == {"tasks", "jobs"}
     assert _referenced(empty_url, "verdicts") == {"samples", "jobs"}
     assert _referenced(empty_url, "shard_backlog") == {"jobs"}
+
+
+def _indexes(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {str(index["name"]) for index in inspect(engine).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
+def test_0012_counts_the_verdicts_there_and_a_downgrade_gives_verdicts_their_job(empty_url: str) -> None:
+    upgrade_schema(empty_url, "0011")
+    with _schema_now(empty_url) as (conn, t):
+        _add_task(conn, t)
+        for sample_id in (1, 2, 3):
+            _add_sample(conn, t, sample_id, sample_id == 1, completion="c")  # format: 1 accepted, 2 not
+        verdicts = t["verdicts"]
+        conn.execute(verdicts.update().where(verdicts.c.sample_id > 1).values(reason="format:no_think"))
+        conn.execute(
+            t["verdicts"]
+            .insert()
+            .values(sample_id=3, verifier="math", job_id="j", accepted=False, reason="math:wrong", details={})
+        )
+    with_indexes = _indexes(empty_url, "verdicts")
+    assert {"ix_verdicts_job_id_reason", "ix_verdicts_job_id_verifier_accepted"} <= with_indexes
+
+    upgrade_schema(empty_url)
+    with _schema_now(empty_url) as (conn, new):
+        counts = new["verdict_counts"]
+        rows = conn.execute(select(counts).order_by(*counts.c)).all()
+        assert [tuple(row) for row in rows] == [
+            ("j", "format", False, "format:no_think", 2),
+            ("j", "format", True, "", 1),
+            ("j", "math", False, "math:wrong", 1),
+        ]
+        assert "job_id" not in new["verdicts"].c
+        assert conn.execute(select(func.count()).select_from(new["verdicts"])).scalar_one() == 4
+    assert not _indexes(empty_url, "verdicts") & with_indexes
+
+    downgrade_schema(empty_url, "0011")
+    with _schema_now(empty_url) as (conn, old):
+        verdicts = old["verdicts"]
+        assert set(conn.execute(select(verdicts.c.job_id)).scalars()) == {"j"}
+        assert "verdict_counts" not in old
+    assert _indexes(empty_url, "verdicts") == with_indexes

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service import jobs, queue
 from service.db import utcnow, writing
 from service.errors import JobStateConflict, LeaseLost
-from service.models import Sample, Task, Verdict
+from service.models import Sample, Task, Verdict, VerdictCount
 from service.queue import NewSample
 from service.schemas import JobIn
 from verifiers.base import NamedVerdict
@@ -113,6 +115,64 @@ def test_a_batch_commits_each_task_whose_lease_holds(engine: Engine) -> None:
         assert statuses == {first.id: "done", lost.id: "running", third.id: "done"}
         verdicts = conn.execute(select(func.count()).select_from(Verdict)).scalar_one()
         assert verdicts == 4
+
+
+def test_verdict_counts_add_up_what_concurrent_batches_commit_and_nothing_of_a_lost_lease(
+    engine: Engine,
+) -> None:
+    """Four workers commit batches for one job at once (on PostgreSQL, each batch's count rows stay
+    locked until it commits): no batch deadlocks or is lost, and the counts are those of the verdicts
+    committed, not of the task whose lease was lost."""
+    job_id = _job(engine, prompts=41)
+    lost = queue.claim(engine, "late", 1, LEASE, max_attempts=3)[0]
+    _expire(engine, lost.id)
+
+    def verdicts(index: int) -> tuple[NamedVerdict, ...]:
+        math_ok = index % 3 == 0
+        return (
+            NamedVerdict("format", index % 2 == 0, None if index % 2 == 0 else "format:missing_think", {}),
+            NamedVerdict("math", math_ok, None if math_ok else "math:wrong", {"expected": "1"}),
+        )
+
+    def work(owner: str) -> None:
+        while tasks := queue.claim(engine, owner, 2, LEASE, max_attempts=3):
+            batch = [
+                queue.Finished(t, [replace(_sample(i), verdicts=verdicts(i)) for i in range(3)], 1)
+                for t in tasks
+            ]
+            assert queue.finish_many(engine, owner, batch) == [None] * len(tasks)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, ["w1", "w2", "w3", "w4"]))
+    with pytest.raises(LeaseLost):  # the task its first owner lost was done by another
+        queue.finish(engine, lost, "late", [_sample(0)], prompt_tokens=1)
+
+    with engine.connect() as conn:
+        counted = conn.execute(
+            select(VerdictCount.verifier, VerdictCount.accepted, VerdictCount.reason, VerdictCount.samples)
+            .where(VerdictCount.job_id == job_id)
+            .order_by(VerdictCount.verifier, VerdictCount.accepted, VerdictCount.reason)
+        ).all()
+        reason = func.coalesce(Verdict.reason, literal_column("''")).label("reason")
+        stored = conn.execute(
+            select(Verdict.verifier, Verdict.accepted, reason, func.count())
+            .group_by(Verdict.verifier, Verdict.accepted, reason)
+            .order_by(Verdict.verifier, Verdict.accepted, reason)
+        ).all()
+    # 41 tasks of 3 samples: format rejects sample 1 of each, math all but sample 0
+    assert (
+        [tuple(row) for row in counted]
+        == [tuple(row) for row in stored]
+        == [
+            ("format", False, "format:missing_think", 41),
+            ("format", True, "", 82),
+            ("math", False, "math:wrong", 82),
+            ("math", True, "", 41),
+        ]
+    )
+    job = jobs.get_job(engine, job_id)
+    assert [(v.name, v.accepted, v.rejected) for v in job.verifiers] == [("format", 82, 41), ("math", 41, 82)]
+    assert job.rejection_reasons == {"math:wrong": 82, "format:missing_think": 41}
 
 
 def test_a_taken_over_lease_is_fenced(engine: Engine) -> None:
