@@ -37,11 +37,7 @@ from workers.teachers import Teachers
 
 log = logging.getLogger(__name__)
 
-# After a claim finds the queue empty, the next waits IDLE_POLL_S, then twice as long each time it is
-# empty again, up to IDLE_POLL_MAX_S: a new job waits at most that long for an idle worker, and idle
-# workers (or those running a job's last tasks) ask the database once a second, not ten times.
-IDLE_POLL_S = 0.1
-IDLE_POLL_MAX_S = 1.0
+IDLE_POLL_S = 0.1  # an idle worker claims this often: a new job waits at most this long
 PAUSED_PROBE_S = 10.0
 SHUTDOWN_GRACE_S = 30.0
 # Claims give expired leases back at most this often: under load a worker claims many times a second,
@@ -85,7 +81,6 @@ class Worker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a reply came or a task ended
     _swept: float = float("-inf")  # perf_counter of the last claim that swept expired leases
     _drained: float = float("-inf")  # perf_counter of the last claim that found fewer tasks than asked
-    _empty_claims: int = 0  # claims in a row that found the queue empty
 
     def stop(self) -> None:
         self._stopping.set()
@@ -137,12 +132,8 @@ class Worker:
         return room if room >= max(1, prefetch // 2) or not processor.awaiting_reply else 0
 
     def _may_claim(self) -> bool:
-        """A queue found short is asked again after ``_idle_wait()``, not at every reply that follows."""
-        return time.perf_counter() - self._drained >= self._idle_wait()
-
-    def _idle_wait(self) -> float:
-        doublings = min(max(0, self._empty_claims - 1), 8)
-        return min(IDLE_POLL_S * (1 << doublings), IDLE_POLL_MAX_S)
+        """A queue found empty is asked again after ``IDLE_POLL_S``, not at every reply that follows."""
+        return time.perf_counter() - self._drained >= IDLE_POLL_S
 
     async def _claim(self, count: int) -> list[ClaimedTask]:
         started = time.perf_counter()
@@ -163,7 +154,6 @@ class Worker:
                 self._swept = started
             if len(claimed) < count:
                 self._drained = started
-            self._empty_claims = 0 if claimed else self._empty_claims + 1
             return claimed
         except OperationalError as exc:
             log.warning("claim failed, retrying: %s", exc)
@@ -225,9 +215,7 @@ class Worker:
                 # Woken by a reply or a finished task (both set ``_wake``), a stop, or the poll interval:
                 # never by waiting on every task, which costs a callback per task per wake-up.
                 woken = asyncio.create_task(self._wake.wait())
-                await asyncio.wait(
-                    {stop, woken}, timeout=self._idle_wait(), return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait({stop, woken}, timeout=IDLE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
         finally:
             stop.cancel()
