@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, MetaData, Table, create_engine, func, inspect, select
+from sqlalchemy import Connection, Inspector, MetaData, Table, create_engine, func, inspect, select
 
 from service.db import alembic_config, downgrade_schema, make_engine, upgrade_schema
 from service.models import metadata
@@ -19,12 +19,18 @@ from service.models import metadata
 TABLES = {"jobs", "tasks", "samples", "verdicts", "verdict_counts", "shards", "shard_backlog", "exports"}
 
 
-def _tables(url: str) -> set[str]:
+@contextmanager
+def _inspector(url: str) -> Iterator[Inspector]:
     engine = create_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        yield inspect(engine)
     finally:
         engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    with _inspector(url) as schema:
+        return set(schema.get_table_names()) - {"alembic_version"}
 
 
 def test_upgrade_check_downgrade(db_url: str) -> None:
@@ -153,11 +159,8 @@ def test_0010_reads_think_from_the_completion_and_a_downgrade_fills_it_again(emp
 
 
 def _referenced(url: str, table: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return {key["referred_table"] for key in inspect(engine).get_foreign_keys(table)}
-    finally:
-        engine.dispose()
+    with _inspector(url) as schema:
+        return {key["referred_table"] for key in schema.get_foreign_keys(table)}
 
 
 def test_0011_drops_the_job_keys_of_sample_rows_and_deletes_still_cascade(empty_url: str) -> None:
@@ -190,11 +193,8 @@ def test_0011_drops_the_job_keys_of_sample_rows_and_deletes_still_cascade(empty_
 
 
 def _indexes(url: str, table: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return {str(index["name"]) for index in inspect(engine).get_indexes(table)}
-    finally:
-        engine.dispose()
+    with _inspector(url) as schema:
+        return {str(index["name"]) for index in schema.get_indexes(table)}
 
 
 def test_0012_counts_the_verdicts_there_and_a_downgrade_gives_verdicts_their_job(empty_url: str) -> None:
