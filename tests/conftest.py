@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from service import jobs
 from service.db import make_engine, upgrade_schema
 from service.procs import free_port, spawn, stop, wait_http
+from service.schemas import JobIn
 from tests.pg import create_database, postgres_server
 
 _database_numbers = itertools.count()
@@ -46,6 +48,18 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+def simple_job(engine: Engine, prompts: int = 5) -> str:
+    """A queued job of ``prompts`` one-line prompts whose teacher is never called (queue and database
+    tests drive its tasks themselves); its id."""
+    job = JobIn.model_validate(
+        {
+            "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+            "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(prompts)],
+        }
+    )
+    return jobs.create_job(engine, job).id
 
 
 def start_standin(log_dir: Path, *extra: str) -> tuple[str, subprocess.Popen[bytes]]:

@@ -5,20 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, delete, select
 
-from service import jobs
 from service.db import among, reading, writing
 from service.models import Task
-from service.schemas import JobIn
+from tests.conftest import simple_job
 
 
 def _task_ids(engine: Engine, prompts: int) -> list[int]:
-    job = JobIn.model_validate(
-        {
-            "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
-            "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(prompts)],
-        }
-    )
-    job_id = jobs.create_job(engine, job).id
+    job_id = simple_job(engine, prompts)
     with reading(engine) as conn:
         return list(conn.execute(select(Task.id).where(Task.job_id == job_id).order_by(Task.id)).scalars())
 

@@ -16,19 +16,10 @@ from service.errors import JobStateConflict, LeaseLost
 from service.models import Sample, Task, Verdict, VerdictCount
 from service.queue import NewSample
 from service.schemas import JobIn
+from tests.conftest import simple_job
 from verifiers.base import NamedVerdict
 
 LEASE = 30.0
-
-
-def _job(engine: Engine, prompts: int = 5) -> str:
-    job = JobIn.model_validate(
-        {
-            "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
-            "prompts": [{"id": f"p{i}", "prompt": f"Compute {i} + 1."} for i in range(prompts)],
-        }
-    )
-    return jobs.create_job(engine, job).id
 
 
 def _sample(index: int, accepted: bool = True) -> NewSample:
@@ -44,7 +35,7 @@ def _expire(engine: Engine, task_id: int) -> None:
 
 
 def test_claim_leases_a_batch_oldest_first(engine: Engine) -> None:
-    _job(engine, prompts=5)
+    simple_job(engine, prompts=5)
     claimed = queue.claim(engine, "w1", 3, LEASE, max_attempts=3)
     assert [t.prompt_id for t in claimed] == ["p0", "p1", "p2"]
     assert all(t.attempt == 1 for t in claimed)
@@ -54,7 +45,7 @@ def test_claim_leases_a_batch_oldest_first(engine: Engine) -> None:
 
 
 def test_finish_commits_samples_and_verdicts_once(engine: Engine) -> None:
-    _job(engine, prompts=1)
+    simple_job(engine, prompts=1)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     queue.finish(engine, task, "w1", [_sample(0), _sample(1, accepted=False)], prompt_tokens=7)
     with engine.connect() as conn:
@@ -69,7 +60,7 @@ def test_finish_commits_samples_and_verdicts_once(engine: Engine) -> None:
 
 
 def test_the_database_refuses_a_doubled_sample_key(engine: Engine) -> None:
-    _job(engine, prompts=1)
+    simple_job(engine, prompts=1)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)
     with pytest.raises(IntegrityError), writing(engine) as conn:
@@ -91,7 +82,7 @@ def test_the_database_refuses_a_doubled_sample_key(engine: Engine) -> None:
 
 
 def test_a_batch_commits_each_task_whose_lease_holds(engine: Engine) -> None:
-    _job(engine, prompts=3)
+    simple_job(engine, prompts=3)
     first, lost, third = queue.claim(engine, "w1", 3, LEASE, max_attempts=3)
     _expire(engine, lost.id)
     [taken] = queue.claim(engine, "w2", 1, LEASE, max_attempts=3)
@@ -123,7 +114,7 @@ def test_verdict_counts_add_up_what_concurrent_batches_commit_and_nothing_of_a_l
     """Four workers commit batches for one job at once (on PostgreSQL, each batch's count rows stay
     locked until it commits): no batch deadlocks or is lost, and the counts are those of the verdicts
     committed, not of the task whose lease was lost."""
-    job_id = _job(engine, prompts=41)
+    job_id = simple_job(engine, prompts=41)
     lost = queue.claim(engine, "late", 1, LEASE, max_attempts=3)[0]
     _expire(engine, lost.id)
 
@@ -176,7 +167,7 @@ def test_verdict_counts_add_up_what_concurrent_batches_commit_and_nothing_of_a_l
 
 
 def test_a_taken_over_lease_is_fenced(engine: Engine) -> None:
-    _job(engine, prompts=1)
+    simple_job(engine, prompts=1)
     [stale] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     _expire(engine, stale.id)
     [fresh] = queue.claim(engine, "w2", 1, LEASE, max_attempts=3)
@@ -195,7 +186,7 @@ def test_a_taken_over_lease_is_fenced(engine: Engine) -> None:
 
 
 def test_same_owner_stale_attempt_is_fenced(engine: Engine) -> None:
-    _job(engine, prompts=1)
+    simple_job(engine, prompts=1)
     [first] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     _expire(engine, first.id)
     [second] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
@@ -205,7 +196,7 @@ def test_same_owner_stale_attempt_is_fenced(engine: Engine) -> None:
 
 
 def test_renew_extends_only_the_owners_leases(engine: Engine) -> None:
-    _job(engine, prompts=3)
+    simple_job(engine, prompts=3)
     mine = queue.claim(engine, "w1", 2, 1.0, max_attempts=3)
     queue.claim(engine, "w2", 1, 1.0, max_attempts=3)
     assert queue.renew(engine, "w1", LEASE) == {t.id for t in mine}
@@ -217,7 +208,7 @@ def test_renew_extends_only_the_owners_leases(engine: Engine) -> None:
 
 
 def test_expired_leases_return_to_the_queue_then_fail_when_attempts_run_out(engine: Engine) -> None:
-    _job(engine, prompts=1)
+    simple_job(engine, prompts=1)
     for attempt in (1, 2):
         [task] = queue.claim(engine, f"w{attempt}", 1, LEASE, max_attempts=2)
         assert task.attempt == attempt
@@ -230,7 +221,7 @@ def test_expired_leases_return_to_the_queue_then_fail_when_attempts_run_out(engi
 
 
 def test_retry_backs_off_and_fails_after_the_last_attempt(engine: Engine) -> None:
-    _job(engine, prompts=1)
+    simple_job(engine, prompts=1)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=2)
     assert queue.retry(engine, task, "w1", "HTTP 503", delay_s=3600, max_attempts=2) == "queued"
     assert queue.claim(engine, "w1", 1, LEASE, max_attempts=2) == []  # not before the backoff
@@ -243,7 +234,7 @@ def test_retry_backs_off_and_fails_after_the_last_attempt(engine: Engine) -> Non
 
 
 def test_release_hands_tasks_back_without_spending_an_attempt(engine: Engine) -> None:
-    _job(engine, prompts=2)
+    simple_job(engine, prompts=2)
     claimed = queue.claim(engine, "w1", 2, LEASE, max_attempts=3)
     assert queue.release(engine, "w1", [t.id for t in claimed]) == 2
     again = queue.claim(engine, "w2", 2, LEASE, max_attempts=3)
@@ -263,7 +254,7 @@ def test_draft_and_cancelled_tasks_are_never_claimed(engine: Engine) -> None:
             }
         ),
     ).id
-    cancelled = _job(engine, prompts=2)
+    cancelled = simple_job(engine, prompts=2)
     jobs.cancel_job(engine, cancelled)
     assert queue.claim(engine, "w1", 10, LEASE, max_attempts=3) == []
     jobs.start_job(engine, draft)
@@ -272,7 +263,7 @@ def test_draft_and_cancelled_tasks_are_never_claimed(engine: Engine) -> None:
 
 def test_bulk_enqueued_rows_read_back_as_sqlalchemy_wrote_them(engine: Engine) -> None:
     """Tasks are inserted past SQLAlchemy's row processing; their values must still compare and decode."""
-    job_id = _job(engine, prompts=3)
+    job_id = simple_job(engine, prompts=3)
     with engine.connect() as conn:
         not_before, prompt, messages, tests = conn.execute(
             select(Task.not_before, Task.prompt, Task.messages, Task.tests)
@@ -287,7 +278,7 @@ def test_bulk_enqueued_rows_read_back_as_sqlalchemy_wrote_them(engine: Engine) -
 
 
 def test_pause_for_teacher_holds_the_job_without_spending_attempts(engine: Engine) -> None:
-    job_id = _job(engine, prompts=3)
+    job_id = simple_job(engine, prompts=3)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     queue.pause_for_teacher(engine, task, "w1", "teacher unreachable: connection refused")
     job = jobs.get_job(engine, job_id)
@@ -303,7 +294,7 @@ def test_pause_for_teacher_holds_the_job_without_spending_attempts(engine: Engin
 
 
 def test_resume_a_cancelled_job(engine: Engine) -> None:
-    job_id = _job(engine, prompts=2)
+    job_id = simple_job(engine, prompts=2)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     jobs.cancel_job(engine, job_id)
     queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)  # a running task finishes and counts
