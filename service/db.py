@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,9 +24,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import QueryableAttribute
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled PostgreSQL connection idle this long is pinged before use (see make_engine).
+PING_AFTER_IDLE_S = 2.0
 _WRITE = "tracemill_write"
 
 
@@ -59,7 +63,7 @@ def make_engine(url: str) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return _pinging_when_idle(create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True))
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -78,6 +82,36 @@ def make_engine(url: str) -> Engine:
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _pinging_when_idle(engine: Engine) -> Engine:
+    """Ping a pooled connection before use only if it sat idle for ``PING_AFTER_IDLE_S``, and replace
+    it if the server no longer answers on it.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip, and a statement for the server, before
+    each claim and each commit, which a worker makes several of a second. A connection used a moment
+    ago is alive but for a server restart in that moment; then its statement fails, the pool drops
+    every connection made before (SQLAlchemy invalidates the pool on a disconnect), and the caller's
+    retry gets a fresh one. The pool is last in, first out, so the connections in use stay the same
+    few and the spare ones age into a ping.
+    """
+
+    def note_use(_dbapi_connection: Any, record: Any) -> None:
+        record.info["last_used"] = time.monotonic()  # info lives as long as the DBAPI connection
+
+    event.listen(engine, "connect", note_use)
+    event.listen(engine, "checkin", note_use)
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info["last_used"] < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:  # the pool discards it and connects again
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
     return engine
 
