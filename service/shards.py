@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, Text, cast, delete, func, insert, select, update
@@ -71,6 +71,13 @@ class FlushResult:
     shards: int
     rows: int
     finishing: bool = False  # a job has no more tasks waiting than running: it ends soon
+
+
+class Backlog(NamedTuple):
+    """Samples of one kind awaiting a shard: how many, and when the oldest was committed."""
+
+    samples: int
+    oldest: datetime | None
 
 
 # The shard's columns read as they are from the samples and tasks tables; the others (think,
@@ -254,6 +261,7 @@ def flush_job(
     final: bool,
     draining: bool = False,
     max_age_s: float | None = None,
+    backlog: dict[bool, Backlog] | None = None,
 ) -> FlushResult:
     """Write full shards of the job's unflushed samples; with ``final``, the remainder too.
 
@@ -262,13 +270,17 @@ def flush_job(
     its last tasks running). So when the last sample lands only a few are left to write, and the job
     is done a moment after its last reply; shards still hold at least a tenth of ``shard_rows``.
 
-    Samples are counted before any is read: a pass that has no shard to write (most passes of a
-    running job) costs a count per kind, not a read of every pending sample's text.
+    Samples are counted before any is read (``backlog``, by kind, if the caller has counted them): a
+    pass that has no shard to write (most passes of a running job) costs a count, not a read of every
+    pending sample's text.
     """
+    if backlog is None:
+        with reading(engine) as conn:
+            backlog = {accepted: waiting for (_, accepted), waiting in _backlogs(conn, job_id).items()}
     shards = rows_written = 0
     early = max(1, shard_rows // 10)
     for kind, accepted in (("accepted", True), ("rejected", False)):
-        pending, oldest = _pending(engine, job_id, accepted)
+        pending, oldest = backlog.get(accepted, Backlog(0, None))
         waited = utcnow() - oldest if oldest is not None else timedelta(0)
         aged = max_age_s is not None and waited > timedelta(seconds=max_age_s)
         least = 1 if final else early if draining or aged else shard_rows
@@ -304,52 +316,63 @@ def warm_up() -> None:
     pa.array([0])
 
 
-def _pending(engine: Engine, job_id: str, accepted: bool) -> tuple[int, datetime | None]:
-    """How many samples of a kind await a shard, and when the oldest was committed."""
-    with reading(engine) as conn:
-        count, oldest = conn.execute(
-            select(func.count(), func.min(ShardBacklog.created_at)).where(
-                ShardBacklog.job_id == job_id, ShardBacklog.accepted.is_(accepted)
-            )
-        ).one()
-    return int(count), oldest
+def _backlogs(conn: Connection, job_id: str | None = None) -> dict[tuple[str, bool], Backlog]:
+    """The backlog of every job (or of one), by job and kind, in one statement."""
+    query = select(
+        ShardBacklog.job_id, ShardBacklog.accepted, func.count(), func.min(ShardBacklog.created_at)
+    ).group_by(ShardBacklog.job_id, ShardBacklog.accepted)
+    if job_id is not None:
+        query = query.where(ShardBacklog.job_id == job_id)
+    return {(job, accepted): Backlog(int(n), oldest) for job, accepted, n, oldest in conn.execute(query)}
 
 
 def flush_all(
     engine: Engine, store: ShardStore, *, shard_rows: int, max_age_s: float | None = None
 ) -> FlushResult:
-    """One flusher pass: write shards for every active job; mark finished jobs done once flushed."""
+    """One flusher pass: write shards for every active job; mark finished jobs done once flushed.
+
+    What a pass decides on (the active jobs, their unfinished tasks by status, their backlogs) is read
+    in one transaction, three statements, whatever the number of jobs; most passes write nothing.
+    """
     with reading(engine) as conn:
         jobs = conn.execute(
             select(Job.id, Job.status).where(Job.status.in_(("running", "paused", "cancelled")))
         ).all()
-        backlog = dict(
-            conn.execute(select(ShardBacklog.job_id, func.count()).group_by(ShardBacklog.job_id)).all()
-        )
+        unfinished: dict[str, dict[str, int]] = {job_id: {} for job_id, _ in jobs}
+        if jobs:
+            counts = conn.execute(
+                select(Task.job_id, Task.status, func.count())
+                .where(
+                    Task.job_id.in_(list(unfinished)),
+                    Task.status.in_(("draft", "queued", "running", "paused")),
+                )
+                .group_by(Task.job_id, Task.status)
+            )
+            for job_id, status, count in counts:
+                unfinished[job_id][status] = count
+        # After the tasks: a job seen with no task left has all its samples in these counts.
+        backlogs = _backlogs(conn)
     shards = rows = 0
     finishing = False
     for job_id, status in jobs:
-        with reading(engine) as conn:
-            unfinished = dict(
-                conn.execute(
-                    select(Task.status, func.count())
-                    .where(Task.job_id == job_id, Task.status.in_(("draft", "queued", "running", "paused")))
-                    .group_by(Task.status)
-                ).all()
-            )
-            active = sum(unfinished.values())
-        running = unfinished.get("running", 0)
-        draining = active == running
+        active = sum(unfinished[job_id].values())
+        running = unfinished[job_id].get("running", 0)
         finishing = finishing or 0 < active <= 2 * running
-        if backlog.get(job_id):
+        backlog = {
+            accepted: backlogs[job_id, accepted]
+            for accepted in (True, False)
+            if (job_id, accepted) in backlogs
+        }
+        if backlog:
             result = flush_job(
                 engine,
                 store,
                 job_id,
                 shard_rows=shard_rows,
                 final=active == 0,
-                draining=draining,
+                draining=active == running,
                 max_age_s=max_age_s,
+                backlog=backlog,
             )
             shards, rows = shards + result.shards, rows + result.rows
         if active == 0 and status == "running":
