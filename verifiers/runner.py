@@ -29,7 +29,9 @@ from verifiers.registry import load_verifier, verifier_names
 DEFAULT_TIMEOUT_S = 10.0
 DEADLINE_SLACK_S = 5.0
 MAX_BATCH_CANDIDATES = 64
-BATCH_LINGER_S = 0.1
+# Long enough that a worker with a few replies a second hands the pool several tasks at a time: each
+# batch costs three threads of the worker a wake-up (the pool's manager and feeder, and the event loop).
+BATCH_LINGER_S = 0.5
 ERROR_TEXT_LIMIT = 500
 
 

@@ -30,6 +30,7 @@ from service.errors import JobStateConflict, LeaseLost
 from service.models import Job
 from service.queue import ClaimedTask
 from verifiers.runner import VerifierRunner
+from workers.commit import MAX_BATCH
 from workers.lease import heartbeat
 from workers.process import JobPlan, PhaseTimes, TaskProcessor
 from workers.teacher import TeacherClient
@@ -121,14 +122,17 @@ class Worker:
 
     def _room(self, processor: TaskProcessor) -> int:
         """How many tasks to claim now: up to the requests plus the prefetch, with a cap on the tasks
-        held in all (replies still being verified or committed count), so a slow verifier pushes back.
+        held in all (replies still being verified or committed count), so a slow verifier or database
+        pushes back. The cap leaves room for a full commit batch beyond the requests: the committer
+        holds a second or two of replies on purpose (``workers/commit.py``), and when the cap counted
+        them against the requests' allowance, claims stopped and request slots went idle.
 
         Claims wait until half the prefetch is gone, so that replies coming one by one do not each
         cost a claim transaction.
         """
         prefetch = self.max_in_flight if self.prefetch is None else self.prefetch
         ahead = self.max_in_flight + prefetch - len(processor.awaiting_reply)
-        room = min(ahead, 2 * self.max_in_flight + prefetch - len(self._tasks))
+        room = min(ahead, 2 * self.max_in_flight + prefetch + MAX_BATCH - len(self._tasks))
         return room if room >= max(1, prefetch // 2) or not processor.awaiting_reply else 0
 
     def _may_claim(self) -> bool:
