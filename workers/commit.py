@@ -52,6 +52,12 @@ class Committer:
         self._wake.set()
         await done
 
+    def poke(self) -> None:
+        """A task ended without committing (failed, retried, paused): if it was the last one expected,
+        the lingering batch goes now rather than at the end of the linger."""
+        if self._pending and not self._others_may_join():
+            self._wake.set()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

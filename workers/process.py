@@ -162,6 +162,7 @@ class TaskProcessor:
         finally:
             self._replied(task.id)
             self._working.discard(task.id)
+            self.committer.poke()
 
     def _replies_awaited(self) -> bool:
         """Whether replies are still to come, which the verifier pool's batch may wait for."""
