@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, ex
 
 from service.db import reading
 from service.errors import SampleNotFound
-from service.jobs import job_row, sample_counts, task_sums
+from service.jobs import job_row, sample_counts, task_progress
 from service.models import Sample, Task, Verdict, VerdictCount
 from service.prompts import conversation
 from service.samples import SampleQuery, verdicts_by_sample, with_prompt
@@ -37,9 +37,10 @@ class JobHeader:
 def job_header(engine: Engine, job_id: str) -> JobHeader:
     with reading(engine) as conn:
         job = job_row(conn, job_id)
-        total, accepted, _, _ = task_sums(conn, job_id)
+        progress = task_progress(conn, [job_id])[job_id]
         reasons = distinct_reasons(conn, job_id)
-    return JobHeader(job.id, job.name, job.status, job.spec, sample_counts(total, accepted), reasons)
+    samples = sample_counts(progress.samples, progress.accepted)
+    return JobHeader(job.id, job.name, job.status, job.spec, samples, reasons)
 
 
 def distinct_reasons(conn: Connection, job_id: str) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -168,29 +170,45 @@ def paused_for_teacher(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
     return [(job_id, spec) for job_id, spec in rows]
 
 
-def task_counts(conn: Connection, job_id: str) -> TaskCounts:
-    rows = conn.execute(
-        select(Task.status, func.count()).where(Task.job_id == job_id).group_by(Task.status)
-    ).all()
-    counts = {status: n for status, n in rows}
-    return TaskCounts(total=sum(counts.values()), **counts)
-
-
 def _rate(accepted: int, total: int) -> float | None:
     return round(accepted / total, 4) if total else None
 
 
-def task_sums(conn: Connection, job_id: str) -> tuple[int, int, int, int]:
-    """Samples, accepted samples, prompt tokens and completion tokens of a job, from its tasks."""
-    row = conn.execute(
+@dataclass(frozen=True)
+class TaskProgress:
+    """A job's tasks by status, and the samples and tokens they hold."""
+
+    tasks: TaskCounts
+    samples: int
+    accepted: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def task_progress(conn: Connection, job_ids: Sequence[str]) -> dict[str, TaskProgress]:
+    """Each job's progress, from one grouped pass over its tasks (for one job or a page of them)."""
+    rows = conn.execute(
         select(
-            func.coalesce(func.sum(Task.n_samples), 0),
-            func.coalesce(func.sum(Task.n_accepted), 0),
-            func.coalesce(func.sum(Task.prompt_tokens), 0),
-            func.coalesce(func.sum(Task.completion_tokens), 0),
-        ).where(Task.job_id == job_id)
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+            Task.job_id,
+            Task.status,
+            func.count(),
+            func.sum(Task.n_samples),
+            func.sum(Task.n_accepted),
+            func.sum(Task.prompt_tokens),
+            func.sum(Task.completion_tokens),
+        )
+        .where(Task.job_id.in_(job_ids))
+        .group_by(Task.job_id, Task.status)
+    ).all()
+    tasks: dict[str, Counter[str]] = {job_id: Counter() for job_id in job_ids}
+    sums: dict[str, list[int]] = {job_id: [0, 0, 0, 0] for job_id in job_ids}
+    for job_id, task_status, count, *totals in rows:
+        tasks[job_id][task_status] = count
+        sums[job_id] = [a + int(b or 0) for a, b in zip(sums[job_id], totals, strict=True)]
+    return {
+        job_id: TaskProgress(TaskCounts(total=sum(tasks[job_id].values()), **tasks[job_id]), *sums[job_id])
+        for job_id in job_ids
+    }
 
 
 def verdict_stats(
@@ -233,8 +251,7 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
     """A job with its progress, acceptance per verifier and rejection reasons."""
     with reading(engine) as conn:
         job = job_row(conn, job_id)
-        tasks = task_counts(conn, job_id)
-        sums = task_sums(conn, job_id)
+        progress = task_progress(conn, [job_id])[job_id]
         stats, reasons = verdict_stats(conn, job_id, job.spec)
         failed = conn.execute(
             select(Task.prompt_id, Task.attempt, Task.last_error)
@@ -245,7 +262,6 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         shards = conn.execute(
             select(func.count()).select_from(Shard).where(Shard.job_id == job_id)
         ).scalar_one()
-    total, accepted = int(sums[0]), int(sums[1])
     return JobOut(
         id=job.id,
         name=job.name,
@@ -255,11 +271,11 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
         spec=job.spec,
-        tasks=tasks,
-        samples=sample_counts(total, accepted),
+        tasks=progress.tasks,
+        samples=sample_counts(progress.samples, progress.accepted),
         verifiers=stats,
         rejection_reasons=reasons,
-        tokens={"prompt": int(sums[2]), "completion": int(sums[3])},
+        tokens={"prompt": progress.prompt_tokens, "completion": progress.completion_tokens},
         failed_tasks=[FailedTask(prompt_id=p, attempt=a, last_error=e) for p, a, e in failed],
         shards=int(shards),
     )
@@ -269,25 +285,7 @@ def list_jobs(engine: Engine, limit: int = 100) -> list[JobSummary]:
     """Jobs, newest first, with their progress, sample counts and tokens (one grouped query for all)."""
     with reading(engine) as conn:
         jobs = conn.execute(select(Job).order_by(Job.created_at.desc()).limit(limit)).all()
-        ids = [j.id for j in jobs]
-        rows = conn.execute(
-            select(
-                Task.job_id,
-                Task.status,
-                func.count(),
-                func.sum(Task.n_samples),
-                func.sum(Task.n_accepted),
-                func.sum(Task.prompt_tokens),
-                func.sum(Task.completion_tokens),
-            )
-            .where(Task.job_id.in_(ids))
-            .group_by(Task.job_id, Task.status)
-        ).all()
-    tasks: dict[str, Counter[str]] = {job_id: Counter() for job_id in ids}
-    sums: dict[str, list[int]] = {job_id: [0, 0, 0, 0] for job_id in ids}
-    for job_id, task_status, count, *totals in rows:
-        tasks[job_id][task_status] = count
-        sums[job_id] = [a + int(b or 0) for a, b in zip(sums[job_id], totals, strict=True)]
+        progress = task_progress(conn, [j.id for j in jobs])
     return [
         JobSummary(
             id=j.id,
@@ -297,9 +295,9 @@ def list_jobs(engine: Engine, limit: int = 100) -> list[JobSummary]:
             created_at=j.created_at,
             started_at=j.started_at,
             finished_at=j.finished_at,
-            tasks=TaskCounts(total=sum(tasks[j.id].values()), **tasks[j.id]),
-            samples=sample_counts(sums[j.id][0], sums[j.id][1]),
-            tokens={"prompt": sums[j.id][2], "completion": sums[j.id][3]},
+            tasks=progress[j.id].tasks,
+            samples=sample_counts(progress[j.id].samples, progress[j.id].accepted),
+            tokens={"prompt": progress[j.id].prompt_tokens, "completion": progress[j.id].completion_tokens},
         )
         for j in jobs
     ]
