@@ -29,6 +29,10 @@ CASES = [
     (None, "all reasoning, cut off", "<think>\nall reasoning, cut off", "all reasoning, cut off", None),
     ("<think>a</think>", None, "<think>a</think>", "a", None),
     (None, None, "", None, None),
+    ("\n  <think>open, cut off", None, "\n  <think>open, cut off", "open, cut off", None),
+    ("so <think>late", None, "so <think>late", None, "so <think>late"),  # not at the start: no block
+    ("<think>a</think>b</think>c", None, "<think>a</think>b</think>c", "a", "b</think>c"),  # first close
+    ("lead <think> a </think> 4", None, "lead <think> a </think> 4", "a", "4"),
 ]
 
 
