@@ -127,13 +127,15 @@ class Worker:
         holds a second or two of replies on purpose (``workers/commit.py``), and when the cap counted
         them against the requests' allowance, claims stopped and request slots went idle.
 
-        Claims wait until half the prefetch is gone, so that replies coming one by one do not each
-        cost a claim transaction.
+        Claims wait until three quarters of the prefetch is gone, so that replies coming one by one do
+        not each cost a claim transaction (offline, a claim of 17 tasks cost the worker 1.2 ms of CPU
+        and PostgreSQL 0.5, little more than a claim of a few); a quarter of the prefetch still covers
+        a claim's latency.
         """
         prefetch = self.max_in_flight if self.prefetch is None else self.prefetch
         ahead = self.max_in_flight + prefetch - len(processor.awaiting_reply)
         room = min(ahead, 2 * self.max_in_flight + prefetch + MAX_BATCH - len(self._tasks))
-        return room if room >= max(1, prefetch // 2) or not processor.awaiting_reply else 0
+        return room if room >= max(1, prefetch * 3 // 4) or not processor.awaiting_reply else 0
 
     def _may_claim(self) -> bool:
         """A queue found empty is asked again after ``IDLE_POLL_S``, not at every reply that follows."""
