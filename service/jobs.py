@@ -187,6 +187,8 @@ class TaskProgress:
 
 def task_progress(conn: Connection, job_ids: Sequence[str]) -> dict[str, TaskProgress]:
     """Each job's progress, from one grouped pass over its tasks (for one job or a page of them)."""
+    if not job_ids:
+        return {}
     rows = conn.execute(
         select(
             Task.job_id,

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, Text, cast, delete, func, insert, sel
 from service import soft_labels
 from service.db import among, reading, utcnow, writing
 from service.errors import ShardWriteError
+from service.jobs import task_progress
 from service.models import Job, Sample, Shard, ShardBacklog, Task, Verdict
 from service.prompts import conversation
 from service.samples import verdict_rows
@@ -277,7 +278,7 @@ def flush_job(
     """
     if backlog is None:
         with reading(engine) as conn:
-            backlog = {accepted: waiting for (_, accepted), waiting in _backlogs(conn, job_id).items()}
+            backlog = _backlogs(conn, job_id).get(job_id, {})
     shards = rows_written = 0
     early = max(1, shard_rows // 10)
     for kind, accepted in (("accepted", True), ("rejected", False)):
@@ -328,14 +329,18 @@ def warm_up() -> None:
     pa.array([0])
 
 
-def _backlogs(conn: Connection, job_id: str | None = None) -> dict[tuple[str, bool], Backlog]:
-    """The backlog of every job (or of one), by job and kind, in one statement."""
+def _backlogs(conn: Connection, job_id: str | None = None) -> dict[str, dict[bool, Backlog]]:
+    """The backlog of every job that has one (or of one job), by job and then by kind (accepted or
+    not), in one statement."""
     query = select(
         ShardBacklog.job_id, ShardBacklog.accepted, func.count(), func.min(ShardBacklog.created_at)
     ).group_by(ShardBacklog.job_id, ShardBacklog.accepted)
     if job_id is not None:
         query = query.where(ShardBacklog.job_id == job_id)
-    return {(job, accepted): Backlog(int(n), oldest) for job, accepted, n, oldest in conn.execute(query)}
+    backlogs: dict[str, dict[bool, Backlog]] = {}
+    for job, accepted, n, oldest in conn.execute(query):
+        backlogs.setdefault(job, {})[accepted] = Backlog(int(n), oldest)
+    return backlogs
 
 
 def flush_all(
@@ -350,39 +355,23 @@ def flush_all(
         jobs = conn.execute(
             select(Job.id, Job.status).where(Job.status.in_(("running", "paused", "cancelled")))
         ).all()
-        unfinished: dict[str, dict[str, int]] = {job_id: {} for job_id, _ in jobs}
-        if jobs:
-            counts = conn.execute(
-                select(Task.job_id, Task.status, func.count())
-                .where(
-                    Task.job_id.in_(list(unfinished)),
-                    Task.status.in_(("draft", "queued", "running", "paused")),
-                )
-                .group_by(Task.job_id, Task.status)
-            )
-            for job_id, status, count in counts:
-                unfinished[job_id][status] = count
+        progress = task_progress(conn, [job_id for job_id, _ in jobs])
         # After the tasks: a job seen with no task left has all its samples in these counts.
         backlogs = _backlogs(conn)
     shards = rows = 0
     finishing = False
     for job_id, status in jobs:
-        active = sum(unfinished[job_id].values())
-        running = unfinished[job_id].get("running", 0)
-        finishing = finishing or 0 < active <= 2 * running
-        backlog = {
-            accepted: backlogs[job_id, accepted]
-            for accepted in (True, False)
-            if (job_id, accepted) in backlogs
-        }
-        if backlog:
+        tasks = progress[job_id].tasks
+        active = tasks.draft + tasks.queued + tasks.running + tasks.paused
+        finishing = finishing or 0 < active <= 2 * tasks.running
+        if backlog := backlogs.get(job_id):
             result = flush_job(
                 engine,
                 store,
                 job_id,
                 shard_rows=shard_rows,
                 final=active == 0,
-                draining=active == running,
+                draining=active == tasks.running,
                 max_age_s=max_age_s,
                 backlog=backlog,
             )
