@@ -102,6 +102,44 @@ def test_stopping_releases_in_flight_tasks(engine: Engine, runner: VerifierRunne
     assert (job.tasks.queued, job.tasks.running) == (3, 0)
 
 
+def test_a_worker_holds_its_requests_and_its_prefetch_no_more(
+    engine: Engine, runner: VerifierRunner, tmp_path: Path
+) -> None:
+    """Tasks just claimed count as owing their requests at once: the claim loop, running again before
+    they had run a step, once saw the same room and claimed as many again."""
+    port = free_port()
+    log = tmp_path / "slow.log"
+    slow = spawn(["teacher-standin", "--port", str(port), "--ttft", "30"], log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", slow, log)
+        job_id = _job(engine, f"http://127.0.0.1:{port}/v1", prompts=40)
+        worker = Worker(
+            engine,
+            runner,
+            lease_seconds=30,
+            max_attempts=2,
+            max_in_flight=4,
+            prefetch=4,
+            shutdown_grace_s=0.5,
+        )
+
+        async def scenario() -> int:
+            task = asyncio.create_task(worker.run())
+            deadline = time.monotonic() + 30
+            while jobs.get_job(engine, job_id).tasks.running < 8:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)  # time for any further claim
+            running = jobs.get_job(engine, job_id).tasks.running
+            worker.stop()
+            await task
+            return running
+
+        assert asyncio.run(scenario()) == 8  # 4 requests out, 4 claimed ahead
+    finally:
+        stop([slow])
+
+
 def test_early_stop_asks_only_for_the_accepted_samples_still_missing(
     engine: Engine, runner: VerifierRunner, standin_teacher: str
 ) -> None:

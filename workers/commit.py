@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from service import queue
 from service.queue import ClaimedTask, Finished, NewSample
+from workers.wakeup import Wakeup
 
 MAX_BATCH = 256
 LINGER_S = 3.0
@@ -35,7 +36,7 @@ class Committer:
     def __init__(self, engine: Engine, owner: str, expecting: Callable[[], int]) -> None:
         self.engine, self.owner, self._expecting = engine, owner, expecting
         self._pending: list[tuple[Finished, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()  # the first task of a batch came, or the batch must go now
         self._loop: asyncio.Task[None] | None = None
         self.batches = 0
 
@@ -49,7 +50,8 @@ class Committer:
             self._loop = asyncio.create_task(self._run())
         done = asyncio.get_running_loop().create_future()
         self._pending.append((Finished(task, samples, prompt_tokens), done))
-        self._wake.set()
+        if len(self._pending) == 1 or not self._others_may_join():
+            self._wake.set()
         await done
 
     def poke(self) -> None:
@@ -62,12 +64,13 @@ class Committer:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:  # set while the last batch was written, which took this one too
+                continue
             deadline = loop.time() + LINGER_S
             while (left := deadline - loop.time()) > 0 and self._others_may_join():
-                self._wake.clear()  # each new task wakes the linger to look again
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), left)
-            self._wake.clear()
+                await self._wake.wait(left)
+                self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 await self._write(batch)

@@ -35,10 +35,15 @@ from workers.lease import heartbeat
 from workers.process import JobPlan, PhaseTimes, TaskProcessor
 from workers.teacher import TeacherClient
 from workers.teachers import Teachers
+from workers.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1  # an idle worker claims this often: a new job waits at most this long
+# A worker still running tasks that found the queue empty asks again this often: its own tasks are
+# ending (a job's tail), idle workers pick up a new job within IDLE_POLL_S, and polling ten times a
+# second from every busy worker cost the bench's tail as much CPU as a tenth of its claims' work.
+BUSY_POLL_S = 1.0
 PAUSED_PROBE_S = 10.0
 SHUTDOWN_GRACE_S = 30.0
 # Claims give expired leases back at most this often: under load a worker claims many times a second,
@@ -75,16 +80,17 @@ class Worker:
     paused_probe_s: float = PAUSED_PROBE_S
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
     stats: WorkerStats = field(default_factory=WorkerStats)
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
     _tasks: dict[int, asyncio.Task[str]] = field(default_factory=dict)
     _plans: dict[str, JobPlan] = field(default_factory=dict)
     _times: PhaseTimes = field(default_factory=PhaseTimes)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a reply came or a task ended
+    _wake: Wakeup = field(default_factory=Wakeup)  # a reply came, a task ended or stop() was called
     _swept: float = float("-inf")  # perf_counter of the last claim that swept expired leases
     _drained: float = float("-inf")  # perf_counter of the last claim that found fewer tasks than asked
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping = True
+        self._wake.set()
 
     def _plan(self, job_id: str) -> JobPlan:
         if job_id not in self._plans:
@@ -138,8 +144,10 @@ class Worker:
         return room if room >= max(1, prefetch * 3 // 4) or not processor.awaiting_reply else 0
 
     def _may_claim(self) -> bool:
-        """A queue found empty is asked again after ``IDLE_POLL_S``, not at every reply that follows."""
-        return time.perf_counter() - self._drained >= IDLE_POLL_S
+        """A queue found empty is asked again after ``IDLE_POLL_S`` (``BUSY_POLL_S`` while tasks of
+        this worker still run), not at every reply that follows."""
+        interval = BUSY_POLL_S if self._tasks else IDLE_POLL_S
+        return time.perf_counter() - self._drained >= interval
 
     async def _claim(self, count: int) -> list[ClaimedTask]:
         started = time.perf_counter()
@@ -201,30 +209,24 @@ class Worker:
         return self.stats
 
     async def _serve(self, processor: TaskProcessor) -> None:
-        stop = asyncio.create_task(self._stopping.wait())
-        try:
-            while not self._stopping.is_set():
-                self._wake.clear()  # before counting, so a reply from here on wakes the wait below
-                room = self._room(processor)
-                asked = room > 0 and self._may_claim()
-                claimed = await self._claim(room) if asked else []
-                if claimed and not self._tasks:
-                    log.info("picked up %d tasks (job %s)", len(claimed), claimed[0].job_id)
-                for task in claimed:
-                    running = asyncio.create_task(processor.run(task, self._plan(task.job_id)))
-                    running.add_done_callback(functools.partial(self._settle, task.id))
-                    self._tasks[task.id] = running
-                if asked and not claimed and not self._tasks and self.exit_when_idle:
-                    return
-                if claimed and len(claimed) == room and self._room(processor) > 0:
-                    continue
-                # Woken by a reply or a finished task (both set ``_wake``), a stop, or the poll interval:
-                # never by waiting on every task, which costs a callback per task per wake-up.
-                woken = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({stop, woken}, timeout=IDLE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
-                woken.cancel()
-        finally:
-            stop.cancel()
+        while not self._stopping:
+            self._wake.clear()  # before counting, so a reply from here on wakes the wait below
+            room = self._room(processor)
+            asked = room > 0 and self._may_claim()
+            claimed = await self._claim(room) if asked else []
+            if claimed and not self._tasks:
+                log.info("picked up %d tasks (job %s)", len(claimed), claimed[0].job_id)
+            for task in claimed:
+                running = processor.start(task, self._plan(task.job_id))
+                running.add_done_callback(functools.partial(self._settle, task.id))
+                self._tasks[task.id] = running
+            if asked and not claimed and not self._tasks and self.exit_when_idle:
+                return
+            if claimed and len(claimed) == room and self._room(processor) > 0:
+                continue
+            # Woken by a reply or a finished task (both set ``_wake``), a stop, or the poll interval:
+            # never by waiting on every task, which costs a callback per task per wake-up.
+            await self._wake.wait(IDLE_POLL_S)
 
     async def _resume_when_teachers_return(self, teacher: Teachers) -> None:
         """Resume jobs paused for an unreachable teacher once one of its servers answers again."""

@@ -23,6 +23,7 @@ from workers.commit import Committer
 from workers.reasoning import split_completion
 from workers.teacher import ChatResult, backoff_delay
 from workers.teachers import Teachers, TeacherTarget, target_from_teacher
+from workers.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -146,23 +147,27 @@ class TaskProcessor:
     max_in_flight: int
     times: PhaseTimes = field(default_factory=PhaseTimes)
     awaiting_reply: set[int] = field(default_factory=set)  # claimed tasks whose request is not answered
-    replied: asyncio.Event = field(default_factory=asyncio.Event)
+    replied: Wakeup = field(default_factory=Wakeup)
     _working: set[int] = field(default_factory=set)  # tasks being run, not yet committing
 
     def __post_init__(self) -> None:
         self._request_slots = asyncio.Semaphore(self.max_in_flight)
         self.committer = Committer(self.engine, self.owner, lambda: len(self._working))
 
-    async def run(self, task: ClaimedTask, plan: JobPlan) -> str:
-        """Process one task to an end state; returns what happened (for logs and counters)."""
+    def start(self, task: ClaimedTask, plan: JobPlan) -> asyncio.Task[str]:
+        """Run a task in the background. It counts as awaiting its reply from now on, not from its
+        first step: a claim loop that counted the requests it still owes before its new tasks had
+        run once would see the same room again and claim as many twice."""
         self.awaiting_reply.add(task.id)
         self._working.add(task.id)
-        try:
-            return await self._run(task, plan)
-        finally:
-            self._replied(task.id)
-            self._working.discard(task.id)
-            self.committer.poke()
+        running = asyncio.create_task(self._run(task, plan))
+        running.add_done_callback(lambda _: self._ended(task.id))  # also if cancelled before it ran
+        return running
+
+    def _ended(self, task_id: int) -> None:
+        self._replied(task_id)
+        self._working.discard(task_id)
+        self.committer.poke()
 
     def _replies_awaited(self) -> bool:
         """Whether replies are still to come, which the verifier pool's batch may wait for."""
@@ -174,6 +179,7 @@ class TaskProcessor:
             self.replied.set()
 
     async def _run(self, task: ClaimedTask, plan: JobPlan) -> str:
+        """Process one task to an end state; returns what happened (for logs and counters)."""
         if plan.missing_key_env:
             error = (
                 f"environment variable {plan.missing_key_env} (teacher.api_key_env) is not set on the worker"
