@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ORPHAN_GRACE_S = 300.0
 SOFT_LABELS = "softlabels"
+FREE_TEXT = ("completion", "think")  # written without dictionary or statistics (service/storage.py)
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _VERDICT = pa.struct(
@@ -211,7 +212,7 @@ def _write_shard(
             return 0
         name = f"part-{first.column('sample_id')[0].as_py():012d}-{secrets.token_hex(3)}.parquet"
         path = f"{job_id}/{kind}/{name}"
-        size = store.write_parts(path, SCHEMA, noting_ids(chain([first], pages)))
+        size = store.write_parts(path, SCHEMA, noting_ids(chain([first], pages)), FREE_TEXT)
     written = {kind: (path, len(ids), size)}  # kind: path, rows, bytes
     if len(ids) < least:  # another flusher took the rest
         store.delete(path)

@@ -47,6 +47,34 @@ def test_a_written_shard_reads_back_lists_and_deletes(store: ShardStore) -> None
     assert list(store.files()) == []
 
 
+def test_free_text_columns_are_written_without_dictionary_or_statistics(store: ShardStore) -> None:
+    """Long completions gain nothing from a dictionary or min/max; the other columns, nested ones
+    included, keep both."""
+    table = pa.table(
+        {
+            "completion": [f"<think>step {i}</think> {i}" * 20 for i in range(10)],
+            "messages": [[{"role": "user", "content": f"q{i % 2}"}] for i in range(10)],
+            "job_id": ["j"] * 10,
+        }
+    )
+    store.write_parts("job/accepted/part-2.parquet", table.schema, [table], free_text=("completion",))
+    with store.open("job/accepted/part-2.parquet") as source:
+        shard = pq.ParquetFile(source)
+        assert shard.read().equals(table)
+        group = shard.metadata.row_group(0)
+        columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert set(columns) == {
+        "completion",
+        "messages.list.element.role",
+        "messages.list.element.content",
+        "job_id",
+    }
+    for path, column in columns.items():
+        plain = path == "completion"
+        assert ("RLE_DICTIONARY" in column.encodings) is not plain, path
+        assert column.is_stats_set is not plain, path
+
+
 def test_local_paths_and_file_urls_are_the_same_store(tmp_path: Path) -> None:
     ShardStore(f"file://{tmp_path}").write("a/b.parquet", TABLE)
     assert ShardStore(tmp_path).url("a/b.parquet") == str(tmp_path / "a" / "b.parquet")
