@@ -4,6 +4,7 @@ SIGTERM-style stops release what is in flight."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import time
 from collections.abc import Iterator
@@ -77,13 +78,22 @@ def test_a_down_teacher_pauses_the_job_and_its_return_resumes_it(
     assert (job.status, job.tasks.done, job.samples.total) == ("done", 4, 8)
 
 
-def test_stopping_releases_in_flight_tasks(engine: Engine, runner: VerifierRunner, tmp_path: Path) -> None:
-    url_port = free_port()
+@contextlib.contextmanager
+def _teacher_slow_to_answer(tmp_path: Path) -> Iterator[str]:
+    """A stand-in whose first token takes 30 s, so every request stays out for the whole test."""
+    port = free_port()
     log = tmp_path / "slow.log"
-    slow = spawn(["teacher-standin", "--port", str(url_port), "--ttft", "30"], log)
+    slow = spawn(["teacher-standin", "--port", str(port), "--ttft", "30"], log)
     try:
-        wait_http(f"http://127.0.0.1:{url_port}/health", slow, log)
-        job_id = _job(engine, f"http://127.0.0.1:{url_port}/v1", prompts=3)
+        wait_http(f"http://127.0.0.1:{port}/health", slow, log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop([slow])
+
+
+def test_stopping_releases_in_flight_tasks(engine: Engine, runner: VerifierRunner, tmp_path: Path) -> None:
+    with _teacher_slow_to_answer(tmp_path) as url:
+        job_id = _job(engine, url, prompts=3)
         worker = Worker(
             engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=8, shutdown_grace_s=0.5
         )
@@ -96,8 +106,6 @@ def test_stopping_releases_in_flight_tasks(engine: Engine, runner: VerifierRunne
             await task
 
         asyncio.run(scenario())
-    finally:
-        stop([slow])
     job = jobs.get_job(engine, job_id)
     assert (job.tasks.queued, job.tasks.running) == (3, 0)
 
@@ -107,12 +115,8 @@ def test_a_worker_holds_its_requests_and_its_prefetch_no_more(
 ) -> None:
     """Tasks just claimed count as owing their requests at once: the claim loop, running again before
     they had run a step, once saw the same room and claimed as many again."""
-    port = free_port()
-    log = tmp_path / "slow.log"
-    slow = spawn(["teacher-standin", "--port", str(port), "--ttft", "30"], log)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", slow, log)
-        job_id = _job(engine, f"http://127.0.0.1:{port}/v1", prompts=40)
+    with _teacher_slow_to_answer(tmp_path) as url:
+        job_id = _job(engine, url, prompts=40)
         worker = Worker(
             engine,
             runner,
@@ -136,8 +140,6 @@ def test_a_worker_holds_its_requests_and_its_prefetch_no_more(
             return running
 
         assert asyncio.run(scenario()) == 8  # 4 requests out, 4 claimed ahead
-    finally:
-        stop([slow])
 
 
 def test_early_stop_asks_only_for_the_accepted_samples_still_missing(
