@@ -57,6 +57,7 @@ TEACHER_CORE = 0
 SEED = 1234
 VERIFIERS = [{"name": "format"}, {"name": "math"}, {"name": "langmix"}]
 TICKS = os.sysconf("SC_CLK_TCK")
+SUMMARY_NAMES = {"sqlite": "sqlite", "postgresql": "postgres"}  # as the summary lines name the databases
 # Before each timed run, the same processes (or client) serve a short round: one prompt per request
 # slot, short completions. Connections, caches and first-call costs are then paid outside the figures,
 # which are those of a service that has been running, as a long job's would be.
@@ -406,7 +407,7 @@ def main() -> None:
                         assert pg is not None
                         url_db, workers = create_database(pg, f"{name}_{database}"), 4
                     result = pipeline(url, regime, url_db, workers, folder)
-                    key = f"{name}_{database}"
+                    key = f"{name}_{SUMMARY_NAMES[database]}"
                     ratios[key], orchestration[key] = report(
                         f"{name} {database} x{workers}", result, ceiling, regime.in_flight
                     )
