@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.api import create_app
+from service.api import create_app, flush_pause
 from service.models import Job, Task
 from service.settings import Settings
+from service.shards import FlushResult
 
 VALID: dict[str, Any] = {
     "teacher": {"base_url": "http://127.0.0.1:8000/v1", "model": "teacher", "api_key_env": "TEACHER_KEY"},
@@ -231,3 +232,20 @@ def test_malformed_bodies_are_4xx(client: TestClient, content: bytes) -> None:
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["message"]
     assert _counts(client) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("shards", "finishing", "seconds", "pause"),
+    [
+        (0, False, 0.002, 2.0),  # a quick pass: the configured interval
+        (0, True, 0.002, 0.2),  # near a job's end: often
+        (0, True, 0.05, 0.45),  # a slow pass that wrote nothing: nine times its length
+        (0, False, 0.5, 4.5),
+        (3, True, 1.5, 0.2),  # shards written: the time went to work, not to looking
+    ],
+)
+def test_the_flusher_spends_at_most_a_tenth_of_its_time_on_passes_that_write_nothing(
+    shards: int, finishing: bool, seconds: float, pause: float
+) -> None:
+    result = FlushResult(shards=shards, rows=100 * shards, finishing=finishing)
+    assert flush_pause(2.0, result, seconds) == pytest.approx(pause)
