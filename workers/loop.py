@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1  # an idle worker claims this often: a new job waits at most this long
 # A worker still running tasks that found the queue empty asks again this often: its own tasks are
-# ending (a job's tail), idle workers pick up a new job within IDLE_POLL_S, and polling ten times a
-# second from every busy worker cost the bench's tail as much CPU as a tenth of its claims' work.
+# ending (a job's tail), and idle workers pick up a new job within IDLE_POLL_S. An empty claim costs
+# the worker 0.2 ms and PostgreSQL 0.1; four busy workers polling ten times a second through a job's
+# last seconds made about a hundred of them.
 BUSY_POLL_S = 1.0
 PAUSED_PROBE_S = 10.0
 SHUTDOWN_GRACE_S = 30.0
