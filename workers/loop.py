@@ -223,8 +223,6 @@ class Worker:
                 self._tasks[task.id] = running
             if asked and not claimed and not self._tasks and self.exit_when_idle:
                 return
-            if claimed and len(claimed) == room and self._room(processor) > 0:
-                continue
             # Woken by a reply or a finished task (both set ``_wake``), a stop, or the poll interval:
             # never by waiting on every task, which costs a callback per task per wake-up.
             await self._wake.wait(IDLE_POLL_S)
