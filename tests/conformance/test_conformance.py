@@ -35,12 +35,21 @@ def test_n_choices_in_order_with_the_same_fields(teacher: TeacherUnderTest) -> N
 
 
 def test_a_seed_reproduces_the_samples(teacher: TeacherUnderTest) -> None:
-    first = teacher.chat(QUESTION, {**SAMPLING, "seed": 5}, n=4)
-    again = teacher.chat(QUESTION, {**SAMPLING, "seed": 5}, n=4)
-    other = teacher.chat(QUESTION, {**SAMPLING, "seed": 6}, n=4)
-    assert [c.content for c in again.choices] == [c.content for c in first.choices]
-    assert again.completion_tokens == first.completion_tokens
-    assert [c.content for c in other.choices] != [c.content for c in first.choices]
+    """vLLM does not promise a seed's samples across batches (docs: usage/reproducibility; its batch
+    invariance is GPU-only): on the CPU a matrix product's rounding depends on the batch's shape, and
+    which sequences share a step depends on timing (n=4 siblings are scheduled as four requests). So each request here is one sample, sent alone on an idle engine, one
+    after the other: its batch is itself at every step, whatever else the machine is doing. A first
+    request puts the prompt in the prefix cache, so that every compared request computes the same part."""
+
+    def alone(seed: int) -> tuple[str | None, int]:
+        result = teacher.chat(QUESTION, {**SAMPLING, "seed": seed}, n=1)
+        return result.choices[0].content, result.completion_tokens
+
+    alone(4)
+    first = [alone(seed) for seed in (5, 6, 7)]
+    again = [alone(seed) for seed in (5, 6, 7)]
+    assert again == first
+    assert len({content for content, _ in first}) > 1  # the seed is not ignored
 
 
 def test_max_tokens_cuts_with_finish_reason_length_and_counts_them(teacher: TeacherUnderTest) -> None:
