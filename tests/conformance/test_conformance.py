@@ -37,9 +37,10 @@ def test_n_choices_in_order_with_the_same_fields(teacher: TeacherUnderTest) -> N
 def test_a_seed_reproduces_the_samples(teacher: TeacherUnderTest) -> None:
     """vLLM does not promise a seed's samples across batches (docs: usage/reproducibility; its batch
     invariance is GPU-only): on the CPU a matrix product's rounding depends on the batch's shape, and
-    which sequences share a step depends on timing (n=4 siblings are scheduled as four requests). So each request here is one sample, sent alone on an idle engine, one
-    after the other: its batch is itself at every step, whatever else the machine is doing. A first
-    request puts the prompt in the prefix cache, so that every compared request computes the same part."""
+    which sequences share a step depends on timing (n=4 siblings are scheduled as four requests). So
+    each request here is one sample, sent alone on an idle engine, one after the other: its batch is
+    itself at every step, whatever else the machine is doing. A first request puts the prompt in the
+    prefix cache, so that every compared request computes the same part."""
 
     def alone(seed: int) -> tuple[str | None, int]:
         result = teacher.chat(QUESTION, {**SAMPLING, "seed": seed}, n=1)
