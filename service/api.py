@@ -21,6 +21,7 @@ from service.browse import SampleFilter
 from service.db import make_engine, upgrade_schema
 from service.errors import (
     ExportNotFound,
+    Forbidden,
     InvalidJob,
     JobNotFound,
     JobStateConflict,
@@ -41,6 +42,12 @@ from service.schemas import (
     SamplePage,
     ShardOut,
 )
+from service.security import access
+from service.security.auth import Authenticator, principal_of
+from service.security.limits import JobRate, TooManyRequests
+from service.security.paths import check_hub_repo, resolve_import, resolve_imports
+from service.security.teachers import TeacherPolicy
+from service.security.tokens import Principal
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,8 @@ STATUS_OF: dict[type[TracemillError], int] = {
     InvalidJob: status.HTTP_422_UNPROCESSABLE_CONTENT,
     UnknownVerifier: status.HTTP_422_UNPROCESSABLE_CONTENT,
     JobStateConflict: status.HTTP_409_CONFLICT,
+    Forbidden: status.HTTP_403_FORBIDDEN,
+    TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
@@ -122,6 +131,7 @@ def _settings(request: Request) -> Settings:
 
 EngineDep = Annotated[Engine, Depends(_engine)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+PrincipalDep = Annotated[Principal, Depends(principal_of)]
 router = APIRouter(prefix="/v1")
 
 
@@ -146,13 +156,35 @@ def _check_lengths(prompts: list[PromptIn], limit: int, base: str = "prompts") -
 
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
-def create_job(engine: EngineDep, settings: SettingsDep, job: JobIn, response: Response) -> JobCreated:
+def create_job(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    job: JobIn,
+    *,
+    response: Response,
+) -> JobCreated:
     """Create a job and queue one task per prompt (with ``start: false``, a draft to fill in pages).
 
     A job with an ``idempotency_key`` already used returns that job (200) instead of a second one.
+    The teacher must be one the operator allows (hosts, keys, engine models).
     """
     _check_lengths(job.prompts, settings.max_prompt_chars)
-    created = jobs.create_job(engine, job)
+    policy: TeacherPolicy = request.app.state.teacher_policy
+    refusal = policy.refusal(job.spec()["teacher"])
+    if refusal is not None:
+        raise InvalidJob(f"{refusal.field}: {refusal.message}", field=refusal.field)
+    access.check_new_job(
+        engine,
+        principal,
+        len(job.prompts),
+        max_active=settings.max_active_jobs_per_token,
+        max_prompts=settings.max_prompts_per_job,
+    )
+    rate: JobRate = request.app.state.job_rate
+    rate.take(principal.name)
+    created = jobs.create_job(engine, job, owner=principal.name)
     if not created.created:
         response.status_code = status.HTTP_200_OK
     return created
@@ -171,29 +203,37 @@ def get_job(engine: EngineDep, job_id: str) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/prompts", tags=["jobs"])
-def add_prompts(engine: EngineDep, settings: SettingsDep, job_id: str, page: PromptsIn) -> dict[str, int]:
-    """Add a page of prompts to a draft job."""
+def add_prompts(
+    engine: EngineDep, settings: SettingsDep, principal: PrincipalDep, job_id: str, page: PromptsIn
+) -> dict[str, int]:
+    """Add a page of prompts to a draft job of this token's."""
+    access.require_owner(engine, job_id, principal)
     _check_lengths(page.prompts, settings.max_prompt_chars)
+    held = access.prompts_after_adding(engine, job_id, len(page.prompts))
+    access.check_prompt_count(held, settings.max_prompts_per_job)
     return {"num_tasks": jobs.add_prompts(engine, job_id, page.prompts)}
 
 
 @router.post("/jobs/{job_id}/start", tags=["jobs"])
-def start_job(engine: EngineDep, job_id: str) -> JobOut:
+def start_job(engine: EngineDep, principal: PrincipalDep, job_id: str) -> JobOut:
     """Queue a draft job's tasks."""
+    access.require_owner(engine, job_id, principal)
     jobs.start_job(engine, job_id)
     return jobs.get_job(engine, job_id)
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"])
-def cancel_job(engine: EngineDep, job_id: str) -> JobOut:
+def cancel_job(engine: EngineDep, principal: PrincipalDep, job_id: str) -> JobOut:
     """Stop new claims; running tasks finish and accepted samples are kept."""
+    access.require_owner(engine, job_id, principal)
     jobs.cancel_job(engine, job_id)
     return jobs.get_job(engine, job_id)
 
 
 @router.post("/jobs/{job_id}/resume", tags=["jobs"])
-def resume_job(engine: EngineDep, job_id: str) -> JobOut:
+def resume_job(engine: EngineDep, principal: PrincipalDep, job_id: str) -> JobOut:
     """Queue again what a paused or cancelled job left unfinished."""
+    access.require_owner(engine, job_id, principal)
     jobs.resume_job(engine, job_id)
     return jobs.get_job(engine, job_id)
 
@@ -231,8 +271,26 @@ def list_shards(engine: EngineDep, settings: SettingsDep, job_id: str) -> list[S
 
 @router.post("/exports", status_code=status.HTTP_202_ACCEPTED, tags=["exports"])
 def start_export(engine: EngineDep, settings: SettingsDep, request: ExportIn) -> ExportOut:
-    """Export jobs' accepted samples as an SFT dataset, in the background; poll GET /v1/exports/{id}."""
-    return exports.start_export(engine, settings, request)
+    """Export jobs' accepted samples as an SFT dataset, in the background; poll GET /v1/exports/{id}.
+
+    Files it names are read from the operator's import folder only; a push goes only to the Hub
+    repositories the operator allows.
+    """
+    return exports.start_export(engine, settings, _confined(request, settings))
+
+
+def _confined(request: ExportIn, settings: Settings) -> ExportIn:
+    """The export with every path it names resolved inside the import folder (422 where one is not)."""
+    if request.push_to_hub is not None:
+        check_hub_repo(request.push_to_hub, settings.hub_repos)
+    update: dict[str, Any] = {
+        "general": resolve_imports(request.general, settings.import_dir, "general"),
+        "decontaminate": resolve_imports(request.decontaminate, settings.import_dir, "decontaminate"),
+    }
+    tokenizer = request.student_tokenizer
+    if tokenizer is not None and tokenizer.startswith(("/", ".", "~")):
+        update["student_tokenizer"] = resolve_import(tokenizer, settings.import_dir, "student_tokenizer")
+    return request.model_copy(update=update)
 
 
 @router.get("/exports/{export_id}", tags=["exports"])
@@ -267,6 +325,9 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.token_book = settings.token_book
+    app.state.teacher_policy = settings.teacher_policy
+    app.state.job_rate = JobRate(settings.jobs_per_minute)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -280,6 +341,9 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
                 status_code=status.HTTP_413_CONTENT_TOO_LARGE,
             )
         return await call_next(request)
+
+    # Added last, so it runs first: no other code sees a request it refuses.
+    app.middleware("http")(Authenticator(app.state.token_book))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -305,7 +369,8 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
         body: dict[str, Any] = {"message": exc.message}
         if isinstance(exc, InvalidJob) and exc.field:
             body["errors"] = [{"field": exc.field, "message": exc.message, "type": "invalid_job"}]
-        return JSONResponse(body, status_code=code)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
+        return JSONResponse(body, status_code=code, headers=headers)
 
     app.include_router(router)
     ui.mount(app)

@@ -1,4 +1,4 @@
-"""``tracemill serve|worker|submit|status|demo|db|teacher-standin``."""
+"""``tracemill serve|worker|token|submit|status|demo|db|teacher-standin``."""
 
 from __future__ import annotations
 
@@ -29,15 +29,43 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.api import create_app
 
+    host = args.host or settings.host
+    if not settings.token_book.configured and not _loopback(host):
+        raise TracemillError(
+            f"refusing to listen on {host} with no API tokens configured (anyone reaching it could do "
+            "anything): set TRACEMILL_TOKENS or TRACEMILL_TOKENS_FILE (`tracemill token new` makes "
+            "one), or listen on 127.0.0.1"
+        )
     _logging()
     app = create_app(settings)
     _freeze_startup_objects()
     uvicorn.run(
         app,
-        host=args.host or settings.host,
+        host=host,
         port=args.port or settings.port,
         log_level="info",
         access_log=False,
+    )
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_token(args: argparse.Namespace, _settings: Settings) -> int:
+    """Print a new token (shown once, never stored) and the entry the operator adds for it."""
+    from service.security.tokens import Role, entry_for, new_token
+
+    token = new_token()
+    print(f"token (give it to {args.name}; it is not kept anywhere): {token}")
+    print(
+        f"entry for TRACEMILL_TOKENS / TRACEMILL_TOKENS_FILE: {entry_for(args.name, Role[args.role], token)}"
     )
     return 0
 
@@ -88,6 +116,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             settings.max_attempts,
             args.max_in_flight or settings.max_in_flight,
             exit_when_idle=args.exit_when_idle,
+            teacher_policy=settings.teacher_policy,
         )
         install_signal_handlers(worker)
         await worker.run()
@@ -292,6 +321,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValidationError as exc:
         raise TracemillError(_first_error(exc)) from exc
+    missing = [p for p in (*request.general, *request.decontaminate) if not Path(p).exists()]
+    if missing:
+        raise TracemillError(f"no such file: {missing[0]}")
     options = ExportOptions.from_request(request, Path(args.output))
     engine = make_engine(settings.database_url)
     try:
@@ -367,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(run=cmd_serve)
+
+    token = sub.add_parser("token", help="make an API token (printed once) and its entry for the operator")
+    token.add_argument("action", choices=["new"])
+    token.add_argument("--name", required=True, help="who the token is for (jobs record it as their owner)")
+    token.add_argument("--role", choices=["read", "submit", "admin"], default="submit")
+    token.set_defaults(run=cmd_token)
 
     worker = sub.add_parser("worker", help="claim tasks and call the teacher")
     worker.add_argument("--max-in-flight", type=int, help="teacher requests open at once")

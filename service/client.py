@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from service.errors import TracemillError
+from service.settings import api_token
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -20,8 +21,12 @@ class ApiError(TracemillError):
 
 
 class ApiClient:
-    def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+    """Sends the token of ``TRACEMILL_TOKEN`` (unless given one) as a bearer token."""
+
+    def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
+        token = token or api_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -51,13 +52,14 @@ def _this_tracemill() -> str:
     return str(command)
 
 
-def _local_vllm(kind: str, logs: Path, processes: list[Popen[bytes]]) -> dict[str, Any]:
+def _local_vllm(kind: str, logs: Path, env: dict[str, str], processes: list[Popen[bytes]]) -> dict[str, Any]:
     """Start the bundled model in vLLM, as a server or (in the worker) as an engine; its teacher spec."""
     if not vllm_installed():
         raise ModelUnavailable(VLLM_MISSING)
     model = model_dir()
     if kind == "vllm-engine":
         print(f"teacher: {model} in vLLM's engine inside the worker (it starts with the first task)")
+        env["TRACEMILL_ENGINE_MODELS"] = str(model)  # the operator's list: this one model
         return {
             "kind": "vllm-engine",
             "model": str(model),
@@ -86,8 +88,12 @@ def _remote_or_standin(
         teacher_url = f"http://127.0.0.1:{port}/v1"
         print(f"stand-in teacher on {teacher_url}")
     teacher: dict[str, Any] = {"base_url": teacher_url, "model": model or _first_model(teacher_url)}
+    # Whoever runs the demo is its operator: the teacher they named is allowed, and so is their key, for it.
+    host = urlsplit(teacher_url).hostname or ""
+    env["TRACEMILL_TEACHER_HOSTS"] = json.dumps([host])
     if api_key_env:
         teacher["api_key_env"] = api_key_env
+        env["TRACEMILL_TEACHER_KEYS"] = json.dumps({api_key_env: [host]})
     return teacher
 
 
@@ -113,7 +119,7 @@ def run_demo(
     try:
         if teacher_url is None and local_teacher != "standin":
             try:
-                teacher = _local_vllm(local_teacher, logs, processes)
+                teacher = _local_vllm(local_teacher, logs, env, processes)
             except ModelUnavailable as exc:
                 print(f"tracemill demo: {exc}")
                 return 2

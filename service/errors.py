@@ -34,6 +34,10 @@ class InvalidJob(TracemillError):
         self.field = field
 
 
+class Forbidden(TracemillError):
+    """This token may not do that."""
+
+
 class JobStateConflict(TracemillError):
     """The job is not in a state that allows this action."""
 

@@ -55,8 +55,8 @@ def _insert_tasks(
     conn.execute(update(Job).where(Job.id == job_id).values(num_tasks=Job.num_tasks + len(prompts)))
 
 
-def create_job(engine: Engine, job: JobIn) -> JobCreated:
-    """Store the job and queue one task per prompt, all or nothing."""
+def create_job(engine: Engine, job: JobIn, owner: str | None = None) -> JobCreated:
+    """Store the job and queue one task per prompt, all or nothing; ``owner`` names its token."""
     if job.idempotency_key:
         with reading(engine) as conn:
             existing = conn.execute(
@@ -78,6 +78,7 @@ def create_job(engine: Engine, job: JobIn) -> JobCreated:
                 status=status,
                 spec=spec,
                 idempotency_key=job.idempotency_key,
+                owner=owner,
                 num_tasks=0,
                 created_at=now,
                 started_at=now if job.start else None,
@@ -267,6 +268,7 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
     return JobOut(
         id=job.id,
         name=job.name,
+        owner=job.owner,
         status=job.status,
         status_reason=job.status_reason,
         created_at=job.created_at,
@@ -292,6 +294,7 @@ def list_jobs(engine: Engine, limit: int = 100) -> list[JobSummary]:
         JobSummary(
             id=j.id,
             name=j.name,
+            owner=j.owner,
             status=j.status,
             status_reason=j.status_reason,
             created_at=j.created_at,

@@ -53,6 +53,7 @@ class Job(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)  # why it is paused
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the name of the token that created it
     num_tasks: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -324,6 +324,7 @@ class FailedTask(BaseModel):
 class JobOut(BaseModel):
     id: str
     name: str | None
+    owner: str | None = Field(description="The name of the API token that created the job.")
     status: str
     status_reason: str | None = Field(description="Why the job is paused, when it is.")
     created_at: datetime
@@ -342,6 +343,7 @@ class JobOut(BaseModel):
 class JobSummary(BaseModel):
     id: str
     name: str | None
+    owner: str | None
     status: str
     status_reason: str | None
     created_at: datetime
@@ -393,7 +395,9 @@ class ShardOut(BaseModel):
 
 
 class ExportIn(Strict):
-    """An export of jobs' accepted samples (files named here are read by the server)."""
+    """An export of jobs' accepted samples. Over HTTP, the files it names are read from the operator's
+    import folder (TRACEMILL_IMPORT_DIR) only, and a push goes only to repositories TRACEMILL_HUB_REPOS
+    allows."""
 
     jobs: list[str] = Field(min_length=1)
     general: list[str] = []
@@ -426,16 +430,6 @@ class ExportIn(Strict):
                 "student_tokenizer: required with soft_labels (the student's tokenizer name or path)"
             )
         return self
-
-    @field_validator("general", "decontaminate")
-    @classmethod
-    def _files_exist(cls, paths: list[str]) -> list[str]:
-        from pathlib import Path
-
-        missing = [p for p in paths if not Path(p).exists()]
-        if missing:
-            raise ValueError(f"no such file on the server: {missing[0]}")
-        return paths
 
 
 class ExportOut(BaseModel):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.security.teachers import DEFAULT_TEACHER_HOSTS, TeacherPolicy
+from service.security.tokens import TokenBook
 
 if TYPE_CHECKING:
     from service.storage import ShardStore
@@ -17,6 +21,9 @@ DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_SHARD_ROWS = 5_000
+DEFAULT_JOBS_PER_MINUTE = 30
+DEFAULT_MAX_PROMPTS_PER_JOB = 1_000_000
+DEFAULT_MAX_ACTIVE_JOBS_PER_TOKEN = 50
 
 
 class Settings(BaseSettings):
@@ -57,6 +64,56 @@ class Settings(BaseSettings):
     orphan_grace_s: float = Field(
         default=300.0, ge=0, description="Unrecorded shard files younger than this survive start-up."
     )
+    tokens: str = Field(
+        default="",
+        description="API tokens as name:role:sha256:<hex> entries, separated by commas or newlines "
+        "(`tracemill token new` makes one). With none here nor in tokens_file, `serve` listens on "
+        "loopback only.",
+    )
+    tokens_file: Path | None = Field(default=None, description="A file of token entries, one a line.")
+    teacher_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_TEACHER_HOSTS),
+        description="Hosts, *.wildcards, addresses and networks that jobs' teacher URLs may name "
+        "(comma-separated or a JSON list).",
+    )
+    teacher_keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Keys jobs may name in teacher.api_key_env, each with the hosts it may be sent to, "
+        'as JSON: {"TEACHER_API_KEY": ["vllm"]}. Any other variable of the workers is out of reach.',
+    )
+    engine_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models (names or paths, fnmatch patterns) that vllm-engine jobs may make workers load.",
+    )
+    import_dir: Path | None = Field(
+        default=None, description="The only folder files named over HTTP (export general, ...) are read from."
+    )
+    hub_repos: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hub repositories (fnmatch patterns such as my-org/*) exports over HTTP may push to.",
+    )
+    jobs_per_minute: int = Field(
+        default=DEFAULT_JOBS_PER_MINUTE, ge=0, description="Jobs a token may create a minute (0: no limit)."
+    )
+    max_prompts_per_job: int = Field(default=DEFAULT_MAX_PROMPTS_PER_JOB, ge=1)
+    max_active_jobs_per_token: int = Field(
+        default=DEFAULT_MAX_ACTIVE_JOBS_PER_TOKEN,
+        ge=1,
+        description="Draft, running and paused jobs a token may have.",
+    )
+
+    @field_validator("teacher_hosts", "hub_repos", "engine_models", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        """A JSON list, or the friendlier comma-separated form."""
+        if isinstance(value, str):
+            text = value.strip()
+            return (
+                json.loads(text)
+                if text.startswith("[")
+                else [v.strip() for v in text.split(",") if v.strip()]
+            )
+        return value
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
@@ -65,6 +122,15 @@ class Settings(BaseSettings):
         if not self.shard_dir:
             self.shard_dir = str(self.data_dir / "shards")
         return self
+
+    @property
+    def token_book(self) -> TokenBook:
+        """The configured API tokens (read from the file each time this is asked, at start-up)."""
+        return TokenBook.load(self.tokens, self.tokens_file)
+
+    @property
+    def teacher_policy(self) -> TeacherPolicy:
+        return TeacherPolicy.from_lists(self.teacher_hosts, self.teacher_keys, self.engine_models)
 
     @property
     def shard_store(self) -> ShardStore:
@@ -76,5 +142,11 @@ class Settings(BaseSettings):
 
 
 def read_environment_variable(name: str) -> str | None:
-    """Read a secret named by a job (``api_key_env``); kept here so the environment has one reader."""
+    """Read a secret named by a job (``api_key_env``), once the operator's policy allowed it; kept
+    here so the environment has one reader."""
     return os.environ.get(name)
+
+
+def api_token() -> str | None:
+    """The token the CLI sends to the API (``TRACEMILL_TOKEN``), never a setting that is shown."""
+    return os.environ.get("TRACEMILL_TOKEN") or None

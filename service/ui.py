@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -23,6 +23,8 @@ from service import browse, insights, jobs
 from service.browse import SampleFilter
 from service.errors import JobNotFound, SampleNotFound
 from service.render import FOLD_CHARS, bare_tex, code_css, detail_value, rich_text
+from service.security.auth import COOKIE, safe_next
+from service.security.tokens import TokenBook
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -156,6 +158,38 @@ def sample_page(request: Request, job_id: str, sample_id: int) -> HTMLResponse:
         "next": newer[0].id if newer else None,
     }
     return _render(request, "sample.html", context)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    """The login form: a token, kept in a cookie the pages send back."""
+    return _render(request, "login.html", {"next": safe_next(next), "message": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def log_in(request: Request) -> Response:
+    """Check the token and set it as an HttpOnly, SameSite=Strict cookie; back to the form if wrong."""
+    form = parse_qs((await request.body()).decode(errors="replace"))
+    token = (form.get("token") or [""])[0].strip()
+    target = safe_next((form.get("next") or [""])[0])
+    book: TokenBook = request.app.state.token_book
+    if not book.configured:
+        return RedirectResponse(target, status_code=303)
+    if not token or book.identify(token) is None:
+        context = {"next": target, "message": "That token is not valid."}
+        return _render(request, "login.html", context, status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+    )
+    return response
+
+
+@router.post("/logout")
+def log_out() -> Response:
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
 
 
 @router.get("/static/pygments.css")

@@ -28,7 +28,9 @@ VALID: dict[str, Any] = {
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, max_request_bytes=200_000)
+    settings = Settings(
+        data_dir=tmp_path, max_request_bytes=200_000, teacher_keys={"TEACHER_KEY": ["127.0.0.1"]}
+    )
     with TestClient(create_app(settings, run_flusher=False)) as client:
         yield client
 

@@ -20,7 +20,8 @@ from tests.test_export import _job_with_shards
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path), run_flusher=False)) as client:
+    settings = Settings(data_dir=tmp_path, import_dir=tmp_path)
+    with TestClient(create_app(settings, run_flusher=False)) as client:
         yield client
 
 
@@ -44,7 +45,7 @@ def test_an_export_runs_in_the_background(client: TestClient, tmp_path: Path) ->
 def test_mistakes_are_4xx(client: TestClient, tmp_path: Path) -> None:
     assert client.post("/v1/exports", json={"jobs": ["nope"]}).status_code == 404
     missing = client.post("/v1/exports", json={"jobs": ["x"], "general": [str(tmp_path / "none.jsonl")]})
-    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "general"
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "general.0"
     assert client.post("/v1/exports", json={"jobs": []}).status_code == 422
     assert client.get("/v1/exports/nope").status_code == 404
 

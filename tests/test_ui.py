@@ -23,7 +23,8 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path), run_flusher=False)) as client:
+    settings = Settings(data_dir=tmp_path, engine_models=["/models/*"])
+    with TestClient(create_app(settings, run_flusher=False)) as client:
         yield client
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from service import browse, jobs, shards
 from service.procs import free_port, spawn, stop, wait_http
 from service.schemas import JobIn
+from service.security.teachers import TeacherPolicy
 from service.standin import DEFAULT_MODEL
 from service.storage import ShardStore
 from verifiers.runner import VerifierRunner
@@ -197,7 +198,16 @@ def test_a_worker_without_vllm_says_which_extra_the_engine_kind_needs(
         "prompts": [{"id": "p0", "prompt": "Compute 2 * 3."}],
     }
     job_id = jobs.create_job(engine, JobIn.model_validate(body)).id
-    worker = Worker(engine, runner, lease_seconds=30, max_attempts=1, max_in_flight=4, exit_when_idle=True)
+    policy = TeacherPolicy(engine_models=("/models/teacher",))
+    worker = Worker(
+        engine,
+        runner,
+        lease_seconds=30,
+        max_attempts=1,
+        max_in_flight=4,
+        exit_when_idle=True,
+        teacher_policy=policy,
+    )
     asyncio.run(worker.run())
     job = jobs.get_job(engine, job_id)
     assert (job.tasks.failed, job.samples.total) == (1, 0)

@@ -29,6 +29,7 @@ from service.db import reading
 from service.errors import JobStateConflict, LeaseLost
 from service.models import Job
 from service.queue import ClaimedTask
+from service.security.teachers import TeacherPolicy
 from verifiers.runner import VerifierRunner
 from workers.commit import MAX_BATCH
 from workers.lease import heartbeat
@@ -78,6 +79,7 @@ class Worker:
     prefetch: int | None = None  # tasks claimed beyond the requests out; default as many
     owner: str = field(default_factory=new_owner)
     exit_when_idle: bool = False
+    teacher_policy: TeacherPolicy = field(default_factory=TeacherPolicy)  # which hosts and keys jobs may use
     paused_probe_s: float = PAUSED_PROBE_S
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
     stats: WorkerStats = field(default_factory=WorkerStats)
@@ -97,7 +99,7 @@ class Worker:
         if job_id not in self._plans:
             with reading(self.engine) as conn:
                 spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
-            self._plans[job_id] = JobPlan.from_spec(spec)
+            self._plans[job_id] = JobPlan.from_spec(spec, self.teacher_policy)
         return self._plans[job_id]
 
     def _cancel(self, task_ids: set[int]) -> None:
@@ -237,7 +239,8 @@ class Worker:
                 log.warning("could not list paused jobs: %s", exc)
                 continue
             for job_id, spec in paused:
-                if await teacher.reachable(JobPlan.from_spec(spec).teacher):
+                plan = JobPlan.from_spec(spec, self.teacher_policy)
+                if plan.refused is None and await teacher.reachable(plan.teacher):
                     with contextlib.suppress(JobStateConflict):
                         await asyncio.to_thread(jobs.resume_job, self.engine, job_id)
                         log.info("job %s resumed: its teacher answers again", job_id)

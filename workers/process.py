@@ -15,6 +15,7 @@ from service import queue
 from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
 from service.prompts import conversation
 from service.queue import ClaimedTask, NewSample
+from service.security.teachers import TeacherPolicy
 from service.settings import read_environment_variable
 from service.soft_labels import pack
 from verifiers.base import Candidate
@@ -40,6 +41,7 @@ class JobPlan:
     spec: dict[str, Any]
     stop_after_accepted: int | None = None
     top_logprobs: int | None = None  # soft labels: the teacher's top-k log-probabilities per token
+    refused: str | None = None  # why this worker's policy forbids the job's teacher (no key was read)
 
     def still_wanted(self, samples: list[NewSample]) -> int:
         """How many samples to ask for next: the rest of ``n``, or with early stop only as many as
@@ -54,19 +56,22 @@ class JobPlan:
         return conversation(task.prompt, task.messages, self.spec)
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> JobPlan:
+    def from_spec(cls, spec: dict[str, Any], policy: TeacherPolicy) -> JobPlan:
+        """The plan, with the key read only if the operator's policy lets this job use it."""
         teacher = spec["teacher"]
+        refusal = policy.refusal(teacher)
         key_env = teacher.get("api_key_env")
-        key = read_environment_variable(key_env) if key_env else None
+        key = read_environment_variable(key_env) if key_env and refusal is None else None
         return cls(
             teacher=target_from_teacher(teacher, key),
             sampling={k: v for k, v in spec["sampling"].items() if v is not None},
             n=spec["n"],
             verifiers=tuple(VerifierSpec(v["name"], v.get("options") or {}) for v in spec["verifiers"]),
-            missing_key_env=key_env if key_env and key is None else None,
+            missing_key_env=key_env if key_env and key is None and refusal is None else None,
             spec=spec,
             stop_after_accepted=spec.get("stop_after_accepted"),
             top_logprobs=(spec.get("soft_labels") or {}).get("top_k"),
+            refused=f"refused by this worker: {refusal.field}: {refusal.message}" if refusal else None,
         )
 
 
@@ -180,6 +185,8 @@ class TaskProcessor:
 
     async def _run(self, task: ClaimedTask, plan: JobPlan) -> str:
         """Process one task to an end state; returns what happened (for logs and counters)."""
+        if plan.refused:
+            return await self._retry(task, plan.refused)
         if plan.missing_key_env:
             error = (
                 f"environment variable {plan.missing_key_env} (teacher.api_key_env) is not set on the worker"

@@ -5,6 +5,8 @@ honour ``Retry-After``; once the retries are spent the caller gets ``TeacherUnav
 the task. Other 4xx answers are the request's own fault: ``TeacherRejected``. After a 5xx the server's
 ``/health`` is asked: vLLM answers 503 there once its engine has died, which no retry can cure, so such a
 server is benched at once (and with no other server, the caller hears so without waiting out retries).
+Redirects are never followed: the job's host was checked against the operator's list, and the address
+a redirect points to was not.
 """
 
 from __future__ import annotations
@@ -162,7 +164,11 @@ class TeacherClient:
             url = base.rstrip("/") + "/chat/completions"
             try:
                 timeout = aiohttp.ClientTimeout(total=endpoint.timeout_s)
-                async with self.session.post(url, json=payload, headers=headers, timeout=timeout) as resp:
+                async with self.session.post(
+                    url, json=payload, headers=headers, timeout=timeout, allow_redirects=False
+                ) as resp:
+                    if 300 <= resp.status < 400:
+                        raise TeacherRejected(f"{base}: HTTP {resp.status}: redirects are not followed")
                     body = await resp.json(content_type=None)
                     if resp.status == 200:
                         self.health.succeeded(base)
@@ -196,7 +202,7 @@ class TeacherClient:
         """The status a quick GET gets, None if the server does not answer."""
         try:
             timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
-            async with self.session.get(url, headers=headers, timeout=timeout) as resp:
+            async with self.session.get(url, headers=headers, timeout=timeout, allow_redirects=False) as resp:
                 return resp.status
         except (TimeoutError, aiohttp.ClientError):
             return None

@@ -32,11 +32,12 @@ ENGINE_READY_TIMEOUT_S = 600.0
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
+def api(tmp_path: Path, smollm2_dir: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
     env = {
         "TRACEMILL_DATA_DIR": str(tmp_path),
         "TRACEMILL_FLUSH_INTERVAL": "0.5",
         "VLLM_CPU_KVCACHE_SPACE": "1",
+        "TRACEMILL_ENGINE_MODELS": str(smollm2_dir),  # the one model vllm-engine jobs may load
     }
     port = free_port()
     process = spawn(["serve", "--port", str(port)], tmp_path / "api.log", env)

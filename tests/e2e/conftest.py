@@ -1,4 +1,8 @@
-"""A live stack for end-to-end tests: stand-in teacher, ``tracemill serve`` and a worker as processes."""
+"""A live stack for end-to-end tests: stand-in teacher, ``tracemill serve`` and a worker as processes.
+
+The API is set up as a team would run it: tokens configured (one ``submit``, one ``read``), and the
+teacher key offered to jobs for loopback teachers only.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ import httpx
 import pytest
 
 from service.procs import free_port, spawn, stop, wait_http
+from service.security.tokens import Role, entry_for, new_token
 from tests.conftest import start_standin
 
 SECRET = "sk-tracemill-test-4f1c9a7e"
 JOB_TIMEOUT_S = 120
+SUBMIT_TOKEN = new_token()
+READ_TOKEN = new_token()
+TOKENS = ",".join([entry_for("alice", Role.submit, SUBMIT_TOKEN), entry_for("robin", Role.read, READ_TOKEN)])
 
 
 @dataclass
@@ -24,12 +32,19 @@ class Stack:
     teacher: str
     data_dir: Path
     env: dict[str, str]
+    client: httpx.Client  # the API, with the submit token
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
-    env = {"TRACEMILL_DATA_DIR": str(data_dir), "TRACEMILL_FLUSH_INTERVAL": "0.5", "TEACHER_KEY": SECRET}
+    env = {
+        "TRACEMILL_DATA_DIR": str(data_dir),
+        "TRACEMILL_FLUSH_INTERVAL": "0.5",
+        "TEACHER_KEY": SECRET,
+        "TRACEMILL_TOKENS": TOKENS,
+        "TRACEMILL_TEACHER_KEYS": '{"TEACHER_KEY": ["127.0.0.1"]}',
+    }
     teacher, standin = start_standin(data_dir)
     port = free_port()
     api = spawn(["serve", "--port", str(port)], data_dir / "api.log", env)
@@ -41,15 +56,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 ["worker", "--max-in-flight", "16", "--verifier-processes", "1"], data_dir / "worker.log", env
             )
         )
-        yield Stack(f"http://127.0.0.1:{port}", teacher, data_dir, env)
+        api_url = f"http://127.0.0.1:{port}"
+        with authorized(api_url, SUBMIT_TOKEN) as client:
+            yield Stack(api_url, teacher, data_dir, env, client)
     finally:
         stop(list(reversed(processes)))
 
 
-def wait_done(api: str, job_id: str) -> dict[str, Any]:
+def authorized(api: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def wait_done(client: httpx.Client, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while time.monotonic() < deadline:
-        job: dict[str, Any] = httpx.get(f"{api}/v1/jobs/{job_id}").json()
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
         if job["status"] == "done":
             return job
         time.sleep(0.3)

@@ -33,13 +33,13 @@ def test_a_job_finishes_on_the_other_server_when_one_dies(tmp_path: Path) -> Non
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/health", api, tmp_path / "api.log")
         processes.append(spawn(["worker", "--max-in-flight", "8"], tmp_path / "worker.log", env))
-        base = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         prompts = [
             {"id": f"p{i}", "prompt": f"Compute {i} + {i + 1}.", "reference": str(2 * i + 1)}
             for i in range(PROMPTS)
         ]
-        job = httpx.post(
-            f"{base}/v1/jobs",
+        job = client.post(
+            "/v1/jobs",
             json={
                 "teacher": {"base_url": [doomed_url, survivor_url], "model": DEFAULT_MODEL},
                 "n": N,
@@ -55,10 +55,10 @@ def test_a_job_finishes_on_the_other_server_when_one_dies(tmp_path: Path) -> Non
         served_before = _served(survivor_url)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
-        before = httpx.get(f"{base}/v1/jobs/{job['id']}").json()["tasks"]["done"]
+        before = client.get(f"/v1/jobs/{job['id']}").json()["tasks"]["done"]
         assert before < PROMPTS // 2, "the job should be mid-way when a server dies"
 
-        done = wait_done(base, job["id"])
+        done = wait_done(client, job["id"])
         assert done["tasks"]["done"] == PROMPTS and done["tasks"]["failed"] == 0
         assert done["samples"]["total"] == PROMPTS * N
         assert done["status_reason"] is None

@@ -7,6 +7,7 @@ as Parquet shards whose contents agree with what the API reports.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -17,13 +18,13 @@ import httpx
 import pyarrow.parquet as pq
 
 from service.standin import DEFAULT_MODEL
-from tests.e2e.conftest import JOB_TIMEOUT_S, SECRET, Stack, wait_done
+from tests.e2e.conftest import JOB_TIMEOUT_S, READ_TOKEN, SECRET, SUBMIT_TOKEN, Stack, wait_done
 
 
-def _shard_rows(api: str, job_id: str) -> list[dict[str, Any]]:
+def _shard_rows(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
     return [
         row
-        for shard in httpx.get(f"{api}/v1/jobs/{job_id}/shards").json()
+        for shard in client.get(f"/v1/jobs/{job_id}/shards").json()
         for row in pq.read_table(shard["location"]).to_pylist()
     ]
 
@@ -39,12 +40,12 @@ def test_a_job_of_20_prompts_by_4_lands_in_shards_that_agree_with_the_api(stack:
         "sampling": {"seed": 11, "max_tokens": 4096},
         "prompts": prompts,
     }
-    created = httpx.post(f"{stack.api}/v1/jobs", json=body)
+    created = stack.client.post("/v1/jobs", json=body)
     assert created.status_code == 201
     job_id = created.json()["id"]
-    job = wait_done(stack.api, job_id)
+    job = wait_done(stack.client, job_id)
 
-    rows = _shard_rows(stack.api, job_id)
+    rows = _shard_rows(stack.client, job_id)
     assert len(rows) == 80
     assert Counter(r["prompt_id"] for r in rows) == {p["id"]: 4 for p in prompts}
     assert len({(r["prompt_id"], r["sample_index"]) for r in rows}) == 80
@@ -72,24 +73,22 @@ def test_a_job_of_20_prompts_by_4_lands_in_shards_that_agree_with_the_api(stack:
     reasons = Counter(reason for r in rows for reason in r["reasons"])
     assert job["rejection_reasons"] == dict(reasons)
     assert job["tokens"]["completion"] == sum(r["completion_tokens"] for r in rows)
-    assert job["shards"] == len(httpx.get(f"{stack.api}/v1/jobs/{job_id}/shards").json())
+    assert job["shards"] == len(stack.client.get(f"/v1/jobs/{job_id}/shards").json())
 
-    page = httpx.get(
-        f"{stack.api}/v1/jobs/{job_id}/samples", params={"status": "rejected", "limit": 5}
-    ).json()
+    page = stack.client.get(f"/v1/jobs/{job_id}/samples", params={"status": "rejected", "limit": 5}).json()
     assert page["items"] and all(not s["accepted"] for s in page["items"])
     some_reason = next(iter(reasons))
-    filtered = httpx.get(
-        f"{stack.api}/v1/jobs/{job_id}/samples", params={"reason": some_reason, "limit": 1000}
+    filtered = stack.client.get(
+        f"/v1/jobs/{job_id}/samples", params={"reason": some_reason, "limit": 1000}
     ).json()
     assert len(filtered["items"]) == reasons[some_reason]
 
 
 def test_the_secret_is_nowhere_but_the_environment(stack: Stack) -> None:
-    job_ids = [j["id"] for j in httpx.get(f"{stack.api}/v1/jobs").json()]
+    job_ids = [j["id"] for j in stack.client.get("/v1/jobs").json()]
     assert job_ids, "runs after the job above"
     responses = [
-        httpx.get(f"{stack.api}{path}").text
+        stack.client.get(path).text
         for job_id in job_ids
         for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/samples", f"/v1/jobs/{job_id}/shards")
     ]
@@ -136,16 +135,21 @@ def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -
         text=True,
         timeout=JOB_TIMEOUT_S,
         check=True,
+        env={**os.environ, "TRACEMILL_TOKEN": SUBMIT_TOKEN},
     )
     job_id = submitted.stdout.strip()
     assert "queued 12 prompts" in submitted.stderr
     assert "samples:" in submitted.stderr and "shards:" in submitted.stderr
     status = subprocess.run(
-        [*cli, "status", job_id, "--api", stack.api, "--json"], capture_output=True, text=True, check=True
+        [*cli, "status", job_id, "--api", stack.api, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TRACEMILL_TOKEN": READ_TOKEN},
     )
     job = json.loads(status.stdout)
     assert job["tasks"]["done"] == 12 and job["samples"]["total"] == 24
-    rows = _shard_rows(stack.api, job_id)
+    rows = _shard_rows(stack.client, job_id)
     assert sorted(r["prompt_id"] for r in rows) == sorted(f"u{i}" for i in range(12) for _ in range(2))
     assert {r["reference"] for r in rows} == {str(3 * i + 1) for i in range(12)}
 
@@ -158,10 +162,10 @@ def test_a_third_party_verifier_runs_end_to_end(stack: Stack) -> None:
         "verifiers": [{"name": "format"}, {"name": "keyword", "options": {"word": "answer"}}],
         "prompts": [{"id": "k1", "prompt": "Compute 2 + 2."}, {"id": "k2", "prompt": "Compute 3 * 3."}],
     }
-    job_id = httpx.post(f"{stack.api}/v1/jobs", json=body).json()["id"]
-    job = wait_done(stack.api, job_id)
+    job_id = stack.client.post("/v1/jobs", json=body).json()["id"]
+    job = wait_done(stack.client, job_id)
     assert [v["name"] for v in job["verifiers"]] == ["format", "keyword"]
-    rows = _shard_rows(stack.api, job_id)
+    rows = _shard_rows(stack.client, job_id)
     assert all([v["verifier"] for v in r["verdicts"]] == ["format", "keyword"] for r in rows)
     keyword = [v for r in rows for v in r["verdicts"] if v["verifier"] == "keyword"]
     assert all(
@@ -184,10 +188,10 @@ def test_a_sympy_hang_is_a_timeout_and_the_worker_goes_on(stack: Stack) -> None:
         "verifiers": [{"name": "math", "options": {"timeout_s": 1}}],
         "prompts": prompts,
     }
-    job_id = httpx.post(f"{stack.api}/v1/jobs", json=body).json()["id"]
-    job = wait_done(stack.api, job_id)
+    job_id = stack.client.post("/v1/jobs", json=body).json()["id"]
+    job = wait_done(stack.client, job_id)
     assert job["tasks"]["done"] == 3
-    rows = _shard_rows(stack.api, job_id)
+    rows = _shard_rows(stack.client, job_id)
     by_prompt: dict[str, set[str | None]] = {}
     for row in rows:
         by_prompt.setdefault(row["prompt_id"], set()).add(row["verdicts"][0]["reason"])

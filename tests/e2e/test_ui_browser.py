@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from service.procs import stop
 from service.standin import DEFAULT_MODEL
 from tests.conftest import start_standin
-from tests.e2e.conftest import SECRET, Stack, wait_done
+from tests.e2e.conftest import READ_TOKEN, SECRET, SUBMIT_TOKEN, Stack, wait_done
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
@@ -43,7 +42,7 @@ def _job(stack: Stack, teacher: str, prompts: int, n: int, name: str) -> str:
             for i in range(prompts)
         ],
     }
-    response = httpx.post(f"{stack.api}/v1/jobs", json=body)
+    response = stack.client.post("/v1/jobs", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -51,7 +50,7 @@ def _job(stack: Stack, teacher: str, prompts: int, n: int, name: str) -> str:
 @pytest.fixture(scope="module")
 def finished(stack: Stack) -> str:
     job_id = _job(stack, stack.teacher, prompts=24, n=4, name="finished-job")
-    wait_done(stack.api, job_id)
+    wait_done(stack.client, job_id)
     return job_id
 
 
@@ -64,18 +63,63 @@ def slow_teacher(stack: Stack) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(stack: Stack) -> Iterator[Any]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def browser() -> Iterator[Any]:
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=stack.api)
-        page.on("dialog", lambda dialog: dialog.accept())
-        yield page
+        yield browser
         browser.close()
 
 
+def _log_in(browser: Any, stack: Stack, token: str, path: str = "/ui/jobs") -> Any:
+    """A new browser session logged in through the login form, as a person would."""
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, base_url=stack.api)
+    page.goto(path)
+    assert page.url.startswith(f"{stack.api}/ui/login?next="), page.url
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{stack.api}{path}")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(stack: Stack, browser: Any) -> Iterator[Any]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = _log_in(browser, stack, SUBMIT_TOKEN)
+    page.on("dialog", lambda dialog: dialog.accept())
+    yield page
+    page.close()
+
+
+def test_the_pages_need_a_token_and_a_wrong_one_is_told_so(stack: Stack, browser: Any) -> None:
+    page = browser.new_page(base_url=stack.api)
+    page.goto("/ui/jobs")
+    assert page.url == f"{stack.api}/ui/login?next=/ui/jobs"
+    page.get_by_label("Token").fill("tm_not-a-token")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("text=That token is not valid.")
+    assert page.url == f"{stack.api}/ui/login"
+    assert page.context.cookies() == []
+    page.close()
+
+
+def test_a_read_token_browses_but_cannot_cancel(stack: Stack, browser: Any, finished: str) -> None:
+    page = _log_in(browser, stack, READ_TOKEN, f"/ui/jobs/{finished}")
+    assert "robin (read)" in page.locator("header").inner_text()
+    answer = page.evaluate(
+        "async id => (await fetch(`/v1/jobs/${id}/cancel`, {method: 'POST'})).status", finished
+    )
+    assert answer == 403
+    cookie = page.context.cookies()[0]
+    assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{stack.api}/ui/login")
+    page.goto(f"/ui/jobs/{finished}")
+    assert page.url.startswith(f"{stack.api}/ui/login?next=")
+    page.close()
+
+
 def _all_samples(stack: Stack, job_id: str) -> list[dict[str, Any]]:
-    page = httpx.get(f"{stack.api}/v1/jobs/{job_id}/samples", params={"limit": 1000}).json()
+    page = stack.client.get(f"/v1/jobs/{job_id}/samples", params={"limit": 1000}).json()
     assert page["next_cursor"] is None
     return list(page["items"])
 
@@ -100,7 +144,7 @@ def test_the_jobs_page_shows_counts_and_progress_moves_without_a_reload(
     page.goto("/ui/jobs")
     page.evaluate("window.notReloaded = true")
     done = page.locator(f'tr[data-job="{finished}"]')
-    expected = httpx.get(f"{stack.api}/v1/jobs/{finished}").json()
+    expected = stack.client.get(f"/v1/jobs/{finished}").json()
     assert done.locator(".accepted-count").inner_text() == str(expected["samples"]["accepted"])
     assert done.locator(".rejected-count").inner_text() == str(expected["samples"]["rejected"])
     assert done.locator(".done-count").inner_text() == "24"
@@ -116,7 +160,7 @@ def test_the_jobs_page_shows_counts_and_progress_moves_without_a_reload(
     page.goto(f"/ui/jobs/{running}")  # cancel and resume it from its page
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector(".badge.status-cancelled")
-    assert httpx.get(f"{stack.api}/v1/jobs/{running}").json()["status"] == "cancelled"
+    assert stack.client.get(f"/v1/jobs/{running}").json()["status"] == "cancelled"
     page.get_by_role("button", name="Resume").click()
     page.wait_for_selector("#job-live .badge.status-running")
     page.get_by_role("button", name="Cancel").click()  # leave the worker to the other tests
@@ -146,7 +190,7 @@ def test_a_sample_page_shows_the_verdict_details(stack: Stack, finished: str, pa
     page.locator(".sample-link").first.click()
     page.wait_for_url(re.compile(r"/samples/\d+"))
     sample_id = int(page.url.split("/samples/")[1].split("?")[0])
-    sample = httpx.get(f"{stack.api}/v1/jobs/{finished}/samples/{sample_id}").json()
+    sample = stack.client.get(f"/v1/jobs/{finished}/samples/{sample_id}").json()
     math = next(v for v in sample["verdicts"] if v["verifier"] == "math")
     row = page.locator('tr.verdict[data-verifier="math"]')
     assert "math:wrong_answer" in row.inner_text()
@@ -200,7 +244,7 @@ def test_export_from_the_job_page(finished: str, page: Any) -> None:
 
 
 def test_the_teacher_secret_is_on_no_page(stack: Stack, finished: str, page: Any) -> None:
-    job_ids = [j["id"] for j in httpx.get(f"{stack.api}/v1/jobs").json()]
+    job_ids = [j["id"] for j in stack.client.get("/v1/jobs").json()]
     paths = ["/ui/jobs", "/ui/jobs?partial=rows"]
     for job_id in job_ids:
         paths += [f"/ui/jobs/{job_id}", f"/ui/jobs/{job_id}?partial=live", f"/ui/jobs/{job_id}/samples"]
