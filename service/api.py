@@ -45,7 +45,7 @@ from service.schemas import (
 from service.security import access
 from service.security.auth import Authenticator, principal_of
 from service.security.limits import JobRate, TooManyRequests
-from service.security.paths import check_hub_repo, resolve_import, resolve_imports
+from service.security.paths import check_hub_repo, confine_model_name, resolve_imports
 from service.security.teachers import TeacherPolicy
 from service.security.tokens import Principal
 from service.settings import Settings
@@ -85,7 +85,13 @@ def _field_error(error: Any) -> dict[str, str]:
     if error["type"] == "value_error" and match:
         field = f"{field}.{match.group(1)}" if field else match.group(1)
         message = match.group(2)
-    return {"field": field, "message": message, "type": str(error["type"])}
+    # "body" itself when the body as a whole is at fault (missing, or not a JSON object).
+    return {"field": field or str(error["loc"][0]), "message": message, "type": str(error["type"])}
+
+
+def _body_error(message: str) -> JSONResponse:
+    errors = [{"field": "body", "message": message, "type": "invalid_body"}]
+    return JSONResponse({"message": message, "errors": errors}, status_code=400)
 
 
 def flush_pause(interval: float, result: shards.FlushResult, seconds: float) -> float:
@@ -287,9 +293,10 @@ def _confined(request: ExportIn, settings: Settings) -> ExportIn:
         "general": resolve_imports(request.general, settings.import_dir, "general"),
         "decontaminate": resolve_imports(request.decontaminate, settings.import_dir, "decontaminate"),
     }
-    tokenizer = request.student_tokenizer
-    if tokenizer is not None and tokenizer.startswith(("/", ".", "~")):
-        update["student_tokenizer"] = resolve_import(tokenizer, settings.import_dir, "student_tokenizer")
+    if request.student_tokenizer is not None:
+        update["student_tokenizer"] = confine_model_name(
+            request.student_tokenizer, settings.import_dir, "student_tokenizer"
+        )
     return request.model_copy(update=update)
 
 
@@ -357,11 +364,13 @@ def create_app(settings: Settings | None = None, *, run_flusher: bool = True) ->
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if ui.is_page(request):
             return ui.error_page(request, exc.status_code, str(exc.detail))
+        if exc.status_code == 400:  # the framework's 400s are all a body it cannot parse
+            return _body_error(str(exc.detail))
         return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RecursionError)
     async def too_deep(_request: Request, _exc: RecursionError) -> JSONResponse:
-        return JSONResponse({"message": "request body is nested too deeply"}, status_code=400)
+        return _body_error("request body is nested too deeply")
 
     @app.exception_handler(TracemillError)
     async def tracemill_error(_request: Request, exc: TracemillError) -> JSONResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -68,3 +69,43 @@ def test_docker_compose_config_accepts_the_file(env_file: str | None) -> None:
     resolved = json.loads(result.stdout)
     assert resolved["services"]["worker"]["deploy"]["replicas"] == 2
     assert resolved["services"]["vllm"]["healthcheck"]["test"]
+
+
+def _settings_of(service: dict, monkeypatch: pytest.MonkeyPatch) -> Settings:  # type: ignore[type-arg]
+    with monkeypatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("TRACEMILL_")]:
+            env.delenv(name)
+        for name, value in service["environment"].items():
+            env.setenv(name, value or "")
+        return Settings()
+
+
+def test_the_compose_defaults_let_jobs_reach_only_the_vllm_service_and_its_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the compose file (with .env.example) configures them: the API demands tokens before it
+    listens on every interface, jobs may send the teacher key only to the vllm service, and files named
+    over HTTP come from the read-only imports folder alone."""
+    command = [_compose_binary(), "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml")]
+    resolved = json.loads(
+        subprocess.run(
+            [*command, "--env-file", str(ROOT / ".env.example"), "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    teacher = {"base_url": "http://vllm:8000/v1", "model": "teacher", "api_key_env": "TEACHER_API_KEY"}
+    for service in ("api", "worker"):
+        policy = _settings_of(resolved["services"][service], monkeypatch).teacher_policy
+        assert policy.refusal(teacher) is None
+        assert policy.refusal({**teacher, "api_key_env": "HF_TOKEN"}) is not None
+        assert policy.refusal({**teacher, "base_url": "http://169.254.169.254/v1"}) is not None
+        assert policy.refusal({**teacher, "base_url": "http://postgres:5432/v1", "api_key_env": None})
+    api = resolved["services"]["api"]
+    settings = _settings_of(api, monkeypatch)
+    assert not settings.token_book.configured  # left to the operator, so serve on 0.0.0.0 refuses to
+    assert "0.0.0.0" in api["command"]  # start (tests/test_security_rules.py)
+    assert settings.import_dir == Path("/imports")
+    imports = next(volume for volume in api["volumes"] if volume["target"] == "/imports")
+    assert imports["read_only"] is True

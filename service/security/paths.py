@@ -9,10 +9,13 @@ path is accepted over HTTP; the CLI, run by the operator on the server, reads wh
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from service.errors import InvalidJob
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def resolve_import(path: str, import_dir: Path | None, field: str) -> str:
@@ -47,3 +50,11 @@ def check_hub_repo(repo: str, allowed: Iterable[str]) -> None:
             "(the operator's TRACEMILL_HUB_REPOS)",
             field="push_to_hub",
         )
+
+
+def confine_model_name(name: str, import_dir: Path | None, field: str) -> str:
+    """A Hub id stays a Hub id; anything a loader would take for a local folder (a path, or a name
+    that exists relative to the server's working folder) is resolved inside the import folder."""
+    if _HUB_ID.match(name) and ".." not in name and not Path(name).exists():
+        return name
+    return resolve_import(name, import_dir, field)

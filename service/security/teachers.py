@@ -104,7 +104,7 @@ class TeacherPolicy:
         hosts = [urlsplit(url).hostname or "" for url in urls]
         for index, host in enumerate(hosts):
             if not self.hosts.allow(host):
-                where = "teacher.base_url" if isinstance(given, str) else f"teacher.base_url.{index}"
+                where = "teacher.base_url" if len(urls) == 1 else f"teacher.base_url.{index}"
                 return Refusal(
                     where,
                     f"host {host!r} is not an allowed teacher host (the operator's TRACEMILL_TEACHER_HOSTS)",

@@ -20,6 +20,7 @@ from service.security.tokens import Role, entry_for, new_token
 from tests.conftest import start_standin
 
 SECRET = "sk-tracemill-test-4f1c9a7e"
+OTHER_SECRET = "s3cr3t-of-another-service-9d2b"  # in the workers' environment, offered to no job
 JOB_TIMEOUT_S = 120
 SUBMIT_TOKEN = new_token()
 READ_TOKEN = new_token()
@@ -42,6 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TRACEMILL_DATA_DIR": str(data_dir),
         "TRACEMILL_FLUSH_INTERVAL": "0.5",
         "TEACHER_KEY": SECRET,
+        "OTHER_SERVICE_SECRET": OTHER_SECRET,
         "TRACEMILL_TOKENS": TOKENS,
         "TRACEMILL_TEACHER_KEYS": '{"TEACHER_KEY": ["127.0.0.1"]}',
     }
