@@ -1,10 +1,13 @@
-"""Sandboxed test runs per second: small Python programs judged by the code verifier, in the pool.
+"""Sandboxed tests per second: small Python programs judged by the code verifier, in the pool.
 
-    python bench/sandbox.py [--samples 200] [--processes N]
+    python bench/sandbox.py [--samples 200] [--tests 3] [--processes N]
 
-Each sample is a correct solution with two stdin tests (two sandboxed runs), verified through the
-same VerifierRunner a worker uses, all processes busy. The last line is
-``sandbox: runs_per_s=X isolation=LEVEL``.
+Each sample is a correct solution with ``--tests`` tests, verified through the same VerifierRunner a
+worker uses, all processes busy, twice side by side: with stdin tests (a sandboxed run each, the
+program run bare) and with assert tests of the same function (one sandboxed run of the harness for
+all of a sample's tests, each test in a child of its own; see verifiers/assert_harness.py). The last
+line is ``sandbox: runs_per_s=X assert_tests_per_s=Y harness_cost_pct=Z tests=N isolation=LEVEL``:
+the harness costs more than a bare run, once a run, and less for every further test.
 """
 
 from __future__ import annotations
@@ -23,22 +26,36 @@ from verifiers import sandbox
 from verifiers.base import Candidate
 from verifiers.runner import VerifierRunner, VerifierSpec
 
-PROGRAM = "```python\nn = int(input())\nprint(sum(i * i for i in range(n)))\n```"
+FUNCTION = "def squares(n):\n    return sum(i * i for i in range(n))\n"
+PROGRAMS = {
+    "stdin": f"```python\n{FUNCTION}\nprint(squares(int(input())))\n```",
+    "assert": f"```python\n{FUNCTION}```",
+}
 BATCH = 8
 
 
-def tests_for(n: int) -> tuple[dict[str, str], ...]:
-    return tuple(
-        {"type": "stdin_stdout", "input": f"{k}\n", "output": f"{sum(i * i for i in range(k))}\n"}
-        for k in (n, n + 1)
-    )
+def tests_for(kind: str, n: int, count: int) -> tuple[dict[str, str], ...]:
+    expected = {k: sum(i * i for i in range(k)) for k in range(n, n + count)}
+    if kind == "stdin":
+        return tuple(
+            {"type": "stdin_stdout", "input": f"{k}\n", "output": f"{v}\n"} for k, v in expected.items()
+        )
+    return tuple({"type": "assert", "code": f"assert squares({k}) == {v}\n"} for k, v in expected.items())
+
+
+def samples_for(kind: str, count: int, tests: int) -> list[Candidate]:
+    program = PROGRAMS[kind]
+    return [
+        Candidate(f"<think>x</think>{program}", "x", program, tests=tests_for(kind, i % 50 + 1, tests))
+        for i in range(count)
+    ]
 
 
 async def judge_all(runner: VerifierRunner, samples: list[Candidate]) -> list[bool]:
     spec = [VerifierSpec("code")]
     batches = [samples[i : i + BATCH] for i in range(0, len(samples), BATCH)]
     results = await asyncio.gather(*(runner.verify(spec, batch) for batch in batches))
-    return [verdict.accepted for batch in results for [(_, verdict)] in batch]
+    return [verdict.accepted for batch in results for [verdict] in batch]
 
 
 def main() -> None:
@@ -47,25 +64,32 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--tests", type=int, default=3, help="tests a sample (MBPP gives 3 asserts)")
     args = parser.parse_args()
-    samples = [
-        Candidate(f"<think>x</think>{PROGRAM}", "x", PROGRAM, tests=tests_for(i % 50 + 1))
-        for i in range(args.samples)
-    ]
     runner = VerifierRunner(processes=args.processes, timeout_s=120)
+    rates: dict[str, float] = {}
     try:
-        asyncio.run(judge_all(runner, samples[: args.processes * BATCH]))  # start and warm the pool
-        start = time.perf_counter()
-        accepted = asyncio.run(judge_all(runner, samples))
-        seconds = time.perf_counter() - start
+        for kind in PROGRAMS:
+            samples = samples_for(kind, args.samples, args.tests)
+            asyncio.run(judge_all(runner, samples[: args.processes * BATCH]))  # start and warm the pool
+            start = time.perf_counter()
+            accepted = asyncio.run(judge_all(runner, samples))
+            seconds = time.perf_counter() - start
+            tests = args.tests * len(samples)
+            rates[kind] = tests / seconds
+            print(
+                f"{kind} tests: {len(samples)} samples ({sum(accepted)} accepted), {tests} tests "
+                f"in {seconds:.2f} s on {args.processes} processes"
+            )
+            if sum(accepted) != len(samples):
+                raise SystemExit(f"{kind}: a correct program was rejected")
     finally:
         runner.close()
-    runs = 2 * len(samples)
+    cost = 100 * (1 - rates["assert"] / rates["stdin"])
     print(
-        f"samples: {len(samples)} ({sum(accepted)} accepted), {runs} sandboxed runs in {seconds:.2f} s "
-        f"on {args.processes} processes"
+        f"sandbox: runs_per_s={rates['stdin']:.1f} assert_tests_per_s={rates['assert']:.1f} "
+        f"harness_cost_pct={cost:.1f} tests={args.tests} isolation={sandbox.isolation()}"
     )
-    print(f"sandbox: runs_per_s={runs / seconds:.1f} isolation={sandbox.isolation()}")
 
 
 if __name__ == "__main__":

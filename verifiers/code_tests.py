@@ -3,21 +3,29 @@
 Tests come in two kinds. ``{"type": "stdin_stdout", "input": …, "output": …}`` feeds the input and
 compares the output after trimming trailing whitespace (numbers within ``float_tolerance`` if set);
 ``{"inputs": […], "outputs": […]}`` (the APPS/Codeforces layout) expands to such tests.
-``{"type": "assert", "code": …, "entry_point": …}`` runs Python test code after the program (and
-``check(entry_point)`` when the code defines ``check``, as HumanEval does).
+``{"type": "assert", "code": …, "entry_point": …}`` runs Python test code against the program's
+functions (and ``check(entry_point)`` when the code defines ``check``, as HumanEval does), under a
+harness that keeps the tests out of the program's reach and proves that they ran to their end.
 """
 
 from __future__ import annotations
 
+import ast
+import marshal
 import re
+import secrets
 import shutil
+import signal
 import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from itertools import groupby
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from verifiers import sandbox
+from verifiers import assert_harness, sandbox
 from verifiers.base import Candidate, Verdict
 from verifiers.sandbox import Limits, RunResult
 
@@ -41,6 +49,28 @@ _REASON_OF = {
     "exit": "runtime_error",
     "signal": "runtime_error",
 }
+# What the harness's outcome means for the sample (None: the tests passed).
+_OUTCOME_REASON = {
+    "passed": None,
+    "assertion": "wrong_answer",
+    "not_plain": "wrong_answer",  # returned an object of its own class where a plain value was expected
+    "ended": "tests_not_run",  # the program ended the interpreter before the tests did
+    "load_error": "runtime_error",
+    "error": "runtime_error",
+}
+HARNESS = "harness.py"
+
+
+def _failure_of(outcome: dict[str, Any]) -> str | None:
+    """The failure code of one harness outcome (None: the test passed)."""
+    found = _OUTCOME_REASON[outcome["result"]]
+    if found == "tests_not_run" and outcome.get("exit_code") not in (0, None):
+        found = "timeout" if outcome["exit_code"] == -signal.SIGXCPU else "runtime_error"
+    if outcome["result"] == "error" and str(outcome.get("message", "")).startswith("MemoryError"):
+        found = "memory_limit"
+    return found
+
+
 COMPILE_LIMITS = Limits(cpu_s=30, wall_s=60, memory_mb=2048, processes=16, file_mb=128)
 
 
@@ -154,6 +184,7 @@ class CodeVerifier:
             except (SyntaxError, ValueError) as exc:
                 return Verdict.reject(NAME, "syntax_error", language=language, error=_cut(str(exc)))
             (workdir / "main.py").write_text(source)
+            shutil.copyfile(assert_harness.__file__, workdir / HARNESS)
             return [sandbox.python_executable(), "-I", "-S", "main.py"]
         compiler = shutil.which("g++")
         if compiler is None:
@@ -168,29 +199,72 @@ class CodeVerifier:
             return Verdict.reject(NAME, "syntax_error", language=language, error=_cut(built.stderr))
         return ["./main"]
 
+    def _outcomes(
+        self, command: list[str], tests: list[dict[str, Any]], language: str, workdir: Path
+    ) -> Iterator[tuple[int, RunResult, str | None]]:
+        """Each test's run and, when the run itself went fine, its failure code or None. A stretch
+        of assert tests goes to the harness in one run."""
+        position = 0
+        for is_assert, group in groupby(tests, key=lambda t: t.get("type") == "assert"):
+            stretch = list(group)
+            if is_assert and language == "python":
+                for offset, result, failure in self._run_asserts(command, stretch, workdir):
+                    yield position + offset, result, failure
+            else:
+                for offset, test in enumerate(stretch):
+                    yield position + offset, *self._run_test(command, test, workdir)
+            position += len(stretch)
+
     def _run_test(
-        self, command: list[str], test: dict[str, Any], language: str, workdir: Path, index: int
+        self, command: list[str], test: dict[str, Any], workdir: Path
     ) -> tuple[RunResult, str | None]:
-        """Run one test; returns the run and, when the run itself went fine, the failure code or None."""
-        kind = test.get("type", "stdin_stdout")
-        if kind == "stdin_stdout":
-            result = sandbox.run(command, workdir, str(test.get("input", "")).encode(), self.limits)
-            if result.status != "ok":
-                return result, None
-            matched = outputs_match(result.stdout, str(test.get("output", "")), self.options.float_tolerance)
-            return result, None if matched else "wrong_answer"
-        if kind == "assert" and language == "python":
-            entry = test.get("entry_point")
-            code = str(test.get("code", ""))
-            if entry and "def check" in code:
-                code += f"\n\ncheck({entry})\n"
-            script = f"test_{index}.py"
-            (workdir / script).write_text((workdir / "main.py").read_text() + "\n\n" + code)
-            result = sandbox.run([*command[:-1], script], workdir, b"", self.limits)
-            if result.status == "exit" and "AssertionError" in result.stderr:
-                return result, "wrong_answer"
+        """One stdin/stdout test: the run and, when the run itself went fine, the failure code or None."""
+        given = str(test.get("input", "")).encode()
+        result = sandbox.run(command, workdir, given, self.limits)
+        if result.status != "ok":
             return result, None
-        raise ValueError(f"test {index}: {kind!r} tests are not supported for {language}")
+        if not outputs_match(result.stdout, str(test.get("output", "")), self.options.float_tolerance):
+            return result, "wrong_answer"
+        # The right output without a byte of the input read: the expected output, printed as is.
+        return result, "ignores_input" if given.strip() and result.stdin_read == 0 else None
+
+    def _run_asserts(
+        self, command: list[str], tests: list[dict[str, Any]], workdir: Path
+    ) -> list[tuple[int, RunResult, str | None]]:
+        """Assert tests under the harness (``verifiers/assert_harness.py``), one run for them all,
+        each test in a child of its own. A line led by this run's token is the only proof that a
+        test ran to its end."""
+        token = secrets.token_hex(16)
+        given = [
+            (str(t.get("code", "")), None if t.get("entry_point") is None else str(t["entry_point"]))
+            for t in tests
+        ]
+        stdin = f"{token}\n".encode() + marshal.dumps((given, self.options.all_tests, self.limits.cpu_s))
+        count = len(tests)
+        limits = replace(
+            self.limits, cpu_s=self.limits.cpu_s * count + 1, wall_s=self.limits.wall * count + 1
+        )
+        result = sandbox.run([*command[:-1], HARNESS], workdir, stdin, limits)
+        proofs: dict[int, dict[str, Any]] = {}
+        for line in result.stdout.splitlines():
+            if line.startswith(token + " "):
+                position, said = line.removeprefix(token + " ").split(" ", 1)
+                proofs[int(position)] = ast.literal_eval(said)
+        stdout = "\n".join(line for line in result.stdout.splitlines() if not line.startswith(token)).strip()
+        found: list[tuple[int, RunResult, str | None]] = []
+        for index in range(count):
+            outcome = proofs.get(index)
+            if outcome is None:  # the run ended before this test did
+                failure = None if result.status != "ok" else "reward_hack"  # a 0 not the harness's
+                found.append((index, replace(result, stdout=stdout), failure))
+                break
+            failure = _failure_of(outcome)
+            detail = outcome.get("message") or outcome.get("type") or ""
+            run = replace(result, status="ok", stdout=stdout, stderr=f"{result.stderr}\n{detail}".strip())
+            found.append((index, run, failure))
+            if failure and not self.options.all_tests:
+                break
+        return found
 
     def _judge(
         self, program: tuple[str, str], tests: list[dict[str, Any]], workdir: Path, level: str
@@ -199,12 +273,16 @@ class CodeVerifier:
         prepared = self._prepare(language, source, workdir)
         if isinstance(prepared, Verdict):
             return prepared
+        unsupported = [
+            f"test {i}: {kind!r} tests are not supported for {language}"
+            for i, kind in enumerate(t.get("type", "stdin_stdout") for t in tests)
+            if kind != "stdin_stdout" and not (kind == "assert" and language == "python")
+        ]
+        if unsupported:
+            return Verdict.reject(NAME, "bad_test", error=unsupported[0], isolation=level)
         passed, first_failure, first_code = 0, None, None
-        for index, test in enumerate(tests):
-            try:
-                result, failure = self._run_test(prepared, test, language, workdir, index)
-            except ValueError as exc:
-                return Verdict.reject(NAME, "bad_test", error=str(exc), isolation=level)
+        for index, result, failure in self._outcomes(prepared, tests, language, workdir):
+            test = tests[index]
             code = failure or (None if result.status == "ok" else _REASON_OF[result.status])
             if code is None:
                 passed += 1

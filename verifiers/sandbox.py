@@ -83,6 +83,7 @@ class RunResult:
     wall_s: float
     signal: int | None = None
     truncated: bool = False
+    stdin_read: int = 0  # bytes of its input the program read (the file offset it left)
 
 
 @dataclass
@@ -297,6 +298,7 @@ def run(argv: Sequence[str], workdir: Path, stdin: bytes = b"", limits: Limits =
             open(io / "stdout", "wb") as fout,
             open(io / "stderr", "wb") as ferr,
         ):
+            (io / "stdin").unlink()  # the program has its input on fd 0 and nowhere else
             # preexec_fn is safe here: runs happen in the verifier pool's single-threaded processes.
             process = subprocess.Popen(
                 command,
@@ -316,6 +318,7 @@ def run(argv: Sequence[str], workdir: Path, stdin: bytes = b"", limits: Limits =
                 if use_uid is not None:
                     _kill_uid(use_uid)
                 _reap()
+            stdin_read = os.lseek(fin.fileno(), 0, os.SEEK_CUR)  # the offset the program shared with us
         wall = time.monotonic() - start
         # The kernel stops a program at RLIMIT_CPU by its own tick accounting, which rusage can report
         # a few milliseconds short of the limit: a run killed that close to it ran out of time.
@@ -323,7 +326,7 @@ def run(argv: Sequence[str], workdir: Path, stdin: bytes = b"", limits: Limits =
         stdout, over = _read(io / "stdout", limits.output_bytes)
         stderr, _ = _read(io / "stderr", limits.output_bytes)
     status, sig = _classify(process.returncode, out_of_time, stderr, over)
-    return RunResult(status, process.returncode, stdout, stderr, round(wall, 4), sig, over)
+    return RunResult(status, process.returncode, stdout, stderr, round(wall, 4), sig, over, stdin_read)
 
 
 def _init_prefix(level: Isolation) -> list[str]:
