@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.cases.math_cases import CASES
-from verifiers.answers import extract_answer, last_boxed
+from verifiers.answers import Answer, extract_answer, last_boxed
 from verifiers.base import Candidate
 from verifiers.math_answer import MathOptions, MathVerifier, as_number
 from verifiers.runner import VerifierRunner, VerifierSpec
@@ -81,9 +81,9 @@ def test_extraction() -> None:
         last_boxed("\\boxed{\\begin{pmatrix}1\\\\2\\\\\\end{pmatrix}}")
         == "\\begin{pmatrix}1\\\\2\\\\\\end{pmatrix}"
     )
-    assert extract_answer("<answer>42</answer>") == "42"
-    assert extract_answer("<answer>so \\boxed{7}</answer> \\boxed{9}") == "7"
-    assert extract_answer("Thus, the final answer is: $x=3$.") == "x=3"
+    assert extract_answer("<answer>42</answer>") == Answer("42")
+    assert extract_answer("<answer>so \\boxed{7}</answer> \\boxed{9}") == Answer("7")
+    assert extract_answer("Thus, the final answer is: $x=3$.") == Answer("x=3")
     assert extract_answer("nothing here") is None
 
 

@@ -23,7 +23,11 @@ def test_unknown_name_lists_what_is_installed() -> None:
 
 
 def test_options_are_validated() -> None:
-    assert validate_options("math", {"timeout_s": 2}).model_dump() == {"timeout_s": 2.0, "float_rounding": 6}
+    assert validate_options("math", {"timeout_s": 2}).model_dump() == {
+        "timeout_s": 2.0,
+        "float_rounding": 6,
+        "extract": "boxed",
+    }
     with pytest.raises(ValidationError):
         validate_options("langmix", {"language": "klingon"})
     with pytest.raises(ValidationError):

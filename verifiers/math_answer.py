@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from verifiers.answers import extract_answer
+from verifiers.answers import ExtractMode, extract_answer
 from verifiers.base import Candidate, Verdict
 
 NAME = "math"
@@ -34,6 +34,11 @@ class MathOptions(BaseModel):
 
     timeout_s: float = Field(default=5.0, gt=0, le=120)
     float_rounding: int = Field(default=6, ge=0, le=15)
+    extract: ExtractMode = Field(
+        default="boxed",
+        description="boxed: a box, an <answer> block or an answer phrase; any: else also the last LaTeX "
+        "expression or number (for datasets whose answers were never boxed).",
+    )
 
 
 def normalise(text: str) -> str:
@@ -68,6 +73,34 @@ def _numbers_agree(reference: Fraction, answer: Fraction, answer_text: str, roun
 
 
 _DELIMITER = re.compile(r"(?<!\\)\$")
+_SET_BRACES = re.compile(r"^\\\{(.*)\\\}$|^[(\[](.*)[)\]]$", re.DOTALL)
+
+
+def answer_part(candidate: Candidate) -> str:
+    """What follows the reasoning, its ``<answer>`` tags kept: the worker's split has taken them off
+    ``candidate.answer``, and R1's template puts the bare answer between them."""
+    end = candidate.completion.find("</think>")
+    if end >= 0:
+        return candidate.completion[end + len("</think>") :]
+    return candidate.completion if "<answer>" in candidate.completion else candidate.answer or ""
+
+
+def _parts(reference: str) -> list[str]:
+    """A reference's top-level comma-separated parts (of a set, tuple or list of answers)."""
+    text = normalise(reference)
+    inner = _SET_BRACES.match(text)
+    if inner:
+        text = inner.group(1) if inner.group(1) is not None else inner.group(2)
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
 
 
 def _latex(text: str) -> str:
@@ -98,11 +131,22 @@ class MathVerifier:
             return Verdict.reject(NAME, "no_reference")
         if candidate.answer is None:
             return Verdict.reject(NAME, "no_answer")
-        extracted = extract_answer(candidate.answer)
-        if extracted is None:
+        found = extract_answer(answer_part(candidate), self.options.extract)
+        if found is None:
             return Verdict.reject(NAME, "no_answer", answer=candidate.answer[-DETAIL_CHARS:])
-        details = {"extracted": extracted[:DETAIL_CHARS], "reference": candidate.reference[:DETAIL_CHARS]}
-        return self._compare(candidate.reference, extracted, details)
+        details = {"extracted": found.text[:DETAIL_CHARS], "reference": candidate.reference[:DETAIL_CHARS]}
+        if found.boxes:
+            return self._several(candidate.reference, found.boxes, details)
+        return self._compare(candidate.reference, found.text, details)
+
+    def _several(self, reference: str, boxes: tuple[str, ...], details: dict[str, Any]) -> Verdict:
+        """Different boxes are one answer's parts when together they are the reference; else a hedge
+        ("10, or possibly 11"), which is never a right answer even when one box is."""
+        details = {**details, "extracted": ", ".join(boxes)[:DETAIL_CHARS], "boxes": len(boxes)}
+        together = self._compare(reference, ", ".join(boxes), details)
+        if together.accepted or len(_parts(reference)) > 1:
+            return together
+        return Verdict.reject(NAME, "ambiguous_answer", **details)
 
     def _compare(self, reference: str, extracted: str, details: dict[str, Any]) -> Verdict:
         if normalise(reference) == normalise(extracted):

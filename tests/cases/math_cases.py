@@ -208,7 +208,8 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("text", "\\text{yes}", boxed("\\text{no}"), F),
     ("text", "\\text{even}", block("\\text{even}"), T),
     # extraction: nested braces, several boxes, forms, missing answers
-    ("extraction", "\\frac{1}{2}", "First $\\boxed{3}$, no wait: $\\boxed{\\frac{1}{2}}$.", T),
+    # two different boxes in the final answer are a hedge, even when the last one is right (issue 31)
+    ("extraction", "\\frac{1}{2}", "First $\\boxed{3}$, no wait: $\\boxed{\\frac{1}{2}}$.", F),
     ("extraction", "3", "First $\\boxed{3}$, no wait: $\\boxed{\\frac{1}{2}}$.", F),
     ("extraction", "\\frac{\\sqrt{3}}{2}", boxed("\\frac{\\sqrt{3}}{2}"), T),
     ("extraction", "2", "<answer>The result is $\\boxed{2}$</answer>", T),
