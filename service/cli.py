@@ -255,7 +255,7 @@ def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
 
 
 def cmd_verify(args: argparse.Namespace, _settings: Settings) -> int:
-    from service.offline import verify_rows, write_rows
+    from service.offline import Columns, verify_rows, write_rows
     from service.sources import read_rows
     from verifiers.runner import VerifierRunner
 
@@ -282,8 +282,9 @@ def cmd_verify(args: argparse.Namespace, _settings: Settings) -> int:
             read_rows(Path(args.input)),
             specs,
             runner,
-            completion_field=args.completion_field,
-            reference_field=args.reference_field,
+            columns=Columns(
+                args.completion_field, args.reference_field, args.prompt_field, args.language_field
+            ),
         )
         written = write_rows(rows, Path(args.output))
         print(f"verified {written} rows -> {args.output}", file=sys.stderr)
@@ -472,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--output", help="where rows go with their verdicts: .jsonl or .parquet")
     verify.add_argument("--completion-field", default="completion")
     verify.add_argument("--reference-field", default="reference")
+    verify.add_argument("--prompt-field", default="prompt", help="column with the prompt text or messages")
+    verify.add_argument(
+        "--language-field", help="column with each row's target language (langmix's auto reads the prompt)"
+    )
     verify.add_argument("--completion", help="verify one completion given as text; prints its verdict")
     verify.add_argument("--reference", help="with --completion: the reference answer")
     verify.add_argument("--prompt", help="with --completion: the prompt (sets langmix's language)")

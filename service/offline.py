@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 
 from service.errors import InvalidJob
 from verifiers.base import Candidate, NamedVerdict
+from verifiers.language import SCRIPTS_OF, target_language
 from verifiers.runner import VerifierRunner, VerifierSpec
 from workers.reasoning import split_completion
 
@@ -20,28 +22,63 @@ BATCH_ROWS = 32
 ROWS_IN_FLIGHT = 1_024
 
 
-def candidate_of(row: dict[str, Any], completion_field: str, reference_field: str) -> Candidate:
-    """A row as verifiers see it; ``tests`` may be a list or its JSON text, ``prompt`` gives the language."""
-    if not isinstance(row.get(completion_field), str):
-        columns = ", ".join(row)
+@dataclass(frozen=True)
+class Columns:
+    """Which column of the rows holds what; ``language`` (optional) names a column with each row's
+    target language for ``langmix`` (``auto`` otherwise reads it from the prompt column)."""
+
+    completion: str = "completion"
+    reference: str = "reference"
+    prompt: str = "prompt"
+    language: str | None = None
+
+
+def candidate_of(row: dict[str, Any], columns: Columns = Columns()) -> Candidate:
+    """A row as verifiers see it; ``tests`` may be a list or its JSON text, the prompt a text or a
+    list of chat messages."""
+    if not isinstance(row.get(columns.completion), str):
         raise InvalidJob(
-            f"row has no text column {completion_field!r} (columns: {columns})", field="completion"
+            f"row has no text column {columns.completion!r} (columns: {', '.join(row)})", field="completion"
         )
-    split = split_completion(row[completion_field])
+    split = split_completion(row[columns.completion])
     tests = row.get("tests")
     tests = json.loads(tests) if isinstance(tests, str) else tests
-    prompt = row.get("prompt")
-    reference = row.get(reference_field)
+    reference = row.get(columns.reference)
     return Candidate(
         completion=split.completion,
         think=split.think,
         answer=split.answer,
         finish_reason=row.get("finish_reason"),
         completion_tokens=int(row.get("completion_tokens") or 0),
-        messages=({"role": "user", "content": prompt},) if isinstance(prompt, str) else (),
+        messages=_messages(row.get(columns.prompt)),
         reference=None if reference is None else str(reference),
         tests=tuple(tests) if tests else None,
+        extra=_language_of(row, columns.language),
     )
+
+
+def _messages(prompt: Any) -> tuple[dict[str, str], ...]:
+    if isinstance(prompt, str):
+        return ({"role": "user", "content": prompt},)
+    if isinstance(prompt, list):
+        turns = [m for m in prompt if isinstance(m, dict)]
+        return tuple({"role": str(m.get("role")), "content": str(m.get("content"))} for m in turns)
+    return ()
+
+
+def _language_of(row: dict[str, Any], column: str | None) -> dict[str, Any]:
+    """``{"language": code}`` from the row's language column (``zh-CN`` counts as ``zh``), if any."""
+    value = row.get(column) if column else None
+    if value is None or value == "":
+        return {}
+    code = target_language(str(value))
+    if code is None:
+        raise InvalidJob(
+            f"column {column!r}: {str(value)[:40]!r} is not a language langmix knows "
+            f"({', '.join(SCRIPTS_OF)})",
+            field="language",
+        )
+    return {"language": code}
 
 
 def with_verdicts(row: dict[str, Any], verdicts: list[NamedVerdict]) -> dict[str, Any]:
@@ -83,52 +120,62 @@ def verify_rows(
     specs: list[VerifierSpec],
     runner: VerifierRunner,
     *,
-    completion_field: str = "completion",
-    reference_field: str = "reference",
+    columns: Columns = Columns(),
 ) -> Iterator[dict[str, Any]]:
     """Stream rows out with verdicts, a bounded window at a time, batches spread over the pool."""
     window: list[dict[str, Any]] = []
     for row in rows:
         window.append(row)
         if len(window) == ROWS_IN_FLIGHT:
-            yield from _run(window, specs, runner, completion_field, reference_field)
+            yield from _run(window, specs, runner, columns)
             window = []
     if window:
-        yield from _run(window, specs, runner, completion_field, reference_field)
+        yield from _run(window, specs, runner, columns)
 
 
 def _run(
     rows: list[dict[str, Any]],
     specs: list[VerifierSpec],
     runner: VerifierRunner,
-    completion_field: str,
-    reference_field: str,
+    columns: Columns,
 ) -> list[dict[str, Any]]:
-    candidates = [candidate_of(r, completion_field, reference_field) for r in rows]
+    candidates = [candidate_of(r, columns) for r in rows]
     return asyncio.run(_verify_window(runner, specs, rows, candidates))
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: Path) -> int:
-    """Write rows as JSONL or Parquet (by suffix); returns how many."""
-    count = 0
-    if path.suffix == ".parquet":
-        writer: pq.ParquetWriter | None = None
-        try:
-            for chunk in _chunks(rows, ROWS_IN_FLIGHT):
-                table = (
-                    pa.Table.from_pylist(chunk)
-                    if writer is None
-                    else pa.Table.from_pylist(chunk, writer.schema)
-                )
-                writer = writer or pq.ParquetWriter(path, table.schema)
-                writer.write_table(table)
-                count += len(chunk)
-        finally:
-            if writer is not None:
-                writer.close()
-        return count
-    if path.suffix != ".jsonl":
+    """Write rows as JSONL or Parquet (by suffix); returns how many. The file appears whole or not
+    at all: rows go to a hidden file beside it, renamed into place once the last is written."""
+    if path.suffix not in (".jsonl", ".parquet"):
         raise InvalidJob(f"{path}: the output must end in .jsonl or .parquet", field="output")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        count = _write_parquet(rows, partial) if path.suffix == ".parquet" else _write_jsonl(rows, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def _write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    count, writer = 0, None
+    try:
+        for chunk in _chunks(rows, ROWS_IN_FLIGHT):
+            schema = None if writer is None else writer.schema
+            table = pa.Table.from_pylist(chunk, schema)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            count += len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # no rows: an empty file with no columns
+        pq.write_table(pa.table({}), path)
+    return count
+
+
+def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    count = 0
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

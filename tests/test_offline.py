@@ -89,3 +89,40 @@ def test_mistakes_are_explained(tmp_path: Path) -> None:
     missing.write_text(json.dumps({"text": "x"}) + "\n")
     result = _run("--verifier", "math", "--input", str(missing), "--output", str(tmp_path / "o.jsonl"))
     assert result.returncode == 2 and "no text column 'completion'" in result.stderr
+
+
+CHINESE_TRACE = "<think>我们先把这个表达式拆开来计算然后再验证结果。</think>所以答案是 $\\boxed{42}$。"
+
+
+def test_each_row_may_name_its_language_or_carry_its_prompt_as_messages(tmp_path: Path) -> None:
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [
+        {"completion": CHINESE_TRACE, "lang": "zh-CN"},
+        {"completion": CHINESE_TRACE, "lang": "en"},
+        {
+            "completion": CHINESE_TRACE,
+            "lang": None,
+            "question": [{"role": "user", "content": "计算六乘七。"}],
+        },
+        {"completion": CHINESE_TRACE, "question": [{"role": "user", "content": "What is six times seven?"}]},
+    ]
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    result = _run(
+        *("--verifier", "langmix", "--input", str(source), "--output", str(out)),
+        *("--language-field", "lang", "--prompt-field", "question"),
+    )
+    assert result.returncode == 0, result.stderr
+    verdicts = [json.loads(line)["verdicts"][0] for line in out.read_text().splitlines()]
+    assert [json.loads(v["details"])["language"] for v in verdicts] == ["zh", "en", "zh", "en"]
+    assert [v["reason"] for v in verdicts] == [None, "langmix:mixed", None, "langmix:mixed"]
+
+
+def test_an_unknown_language_is_named_and_leaves_no_output(tmp_path: Path) -> None:
+    source, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.Table.from_pylist([{"completion": CHINESE_TRACE, "lang": "tlh"}]), source)
+    result = _run(
+        "--verifier", "langmix", "--input", str(source), "--output", str(out), "--language-field", "lang"
+    )
+    assert result.returncode == 2
+    assert "column 'lang': 'tlh' is not a language langmix knows (en, zh, ja, ko, ru)" in result.stderr
+    assert list(tmp_path.iterdir()) == [source]

@@ -1,8 +1,10 @@
 """Language mix: reject reasoning that switches languages (R1-Zero's Chinese-in-English traces).
 
-Prose is measured by Unicode script. LaTeX, code, URLs, numbers and identifiers are removed first,
-and so are short quoted terms; a foreign run counts only when it is prose-sized (several CJK
-characters, or several words in a row), so a variable name or a technical term is not mixing.
+Prose is measured by Unicode script; any script outside the target language's is foreign, whether
+or not a language here is written in it. LaTeX, code, URLs, numbers and identifiers are removed
+first, and so are short quoted terms; a foreign run counts when it is prose-sized (several CJK
+characters, or several words in a row), or when shorter runs recur, so a variable name or a
+technical term is not mixing but a clause every other line is.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ _UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_]+", re.UN
 
 
 def script_of(unit: str) -> str:
-    """The script of a character or word: latin, han, kana, hangul, cyrillic, greek, arabic or other."""
+    """The script of a character or word: latin, han, kana, hangul, cyrillic, or any other script's
+    own name (devanagari, thai, hebrew, …), so that prose in a script no language here knows counts as
+    foreign all the same; ``other`` for what is no script's letter (digits, symbols, maths letters)."""
     return _script_of_character(unit[0])
 
 
@@ -49,22 +53,23 @@ def _script_of_character(character: str) -> str:
     # Cached: a trace has a few hundred distinct first letters but thousands of words.
     name = unicodedata.name(character, "")
     for script, marker in (
-        ("han", "CJK UNIFIED"),
+        ("han", "CJK"),
         ("kana", "HIRAGANA"),
         ("kana", "KATAKANA"),
         ("hangul", "HANGUL"),
         ("latin", "LATIN"),
         ("cyrillic", "CYRILLIC"),
-        ("greek", "GREEK"),
-        ("arabic", "ARABIC"),
     ):
         if marker in name:
             return script
-    return "other"
+    if not unicodedata.category(character).startswith("L") or name.startswith("MATHEMATICAL"):
+        return "other"
+    return name.split(" ", 1)[0].lower() or "other"
 
 
 class LanguageOptions(BaseModel):
-    """``language``: the trace's expected language, or ``auto`` for the prompt's. A foreign run is
+    """``language``: the trace's expected language, or ``auto``: the row's own (``Candidate.extra``
+    ``language``, set by ``tracemill verify --language-field``), else the prompt's. A foreign run is
     prose once it has ``min_cjk_run`` CJK characters or ``min_word_run`` words in a row."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,6 +77,18 @@ class LanguageOptions(BaseModel):
     language: Literal["auto", "en", "zh", "ja", "ko", "ru"] = "auto"
     min_cjk_run: int = Field(default=3, ge=1)
     min_word_run: int = Field(default=3, ge=1)
+    recurring_runs: int = Field(
+        default=3,
+        ge=1,
+        description="Shorter foreign runs of two units or more that add up to mixing: a Chinese trace "
+        "with an English clause every other line is mixed though no one clause is prose-sized.",
+    )
+
+
+def target_language(value: str) -> str | None:
+    """The language code ``value`` names, if langmix knows it: ``zh``, ``zh-CN``, ``zh_Hans`` are ``zh``."""
+    code = value.strip().lower().replace("_", "-").split("-", 1)[0]
+    return code if code in SCRIPTS_OF else None
 
 
 def prose_units(text: str) -> list[str]:
@@ -131,7 +148,9 @@ class LanguageMixVerifier:
 
     def verify(self, candidate: Candidate) -> Verdict:
         language: str = self.options.language
-        if language == "auto":
+        if language == "auto" and candidate.extra.get("language") in SCRIPTS_OF:
+            language = candidate.extra["language"]  # the row's own, where its source gives one
+        elif language == "auto":
             prompt = "\n".join(m.get("content", "") for m in candidate.messages if m.get("role") == "user")
             language = detect(prompt)
         units = prose_units(candidate.completion)
@@ -139,8 +158,12 @@ class LanguageMixVerifier:
         foreign = sum(len(r) for r in runs)
         share = round(foreign / len(units), 4) if units else 0.0
         prose = [r for r in runs if self._is_prose(r)]
+        short = [r for r in runs if len(r) >= 2 and not self._is_prose(r)]
         details = {"language": language, "foreign_share": share, "units": len(units)}
-        if prose:
-            sample = ("" if script_of(prose[0][0]) in CJK else " ").join(prose[0])[:80]
-            return Verdict.reject(NAME, "mixed", runs=len(prose), first_run=sample, **details)
+        if prose or len(short) >= self.options.recurring_runs:
+            first = (prose or short)[0]
+            sample = ("" if script_of(first[0]) in CJK else " ").join(first)[:80]
+            return Verdict.reject(
+                NAME, "mixed", runs=len(prose), short_runs=len(short), first_run=sample, **details
+            )
         return Verdict.accept(**details)
