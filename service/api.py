@@ -174,11 +174,12 @@ def create_job(
     """Create a job and queue one task per prompt (with ``start: false``, a draft to fill in pages).
 
     A job with an ``idempotency_key`` already used returns that job (200) instead of a second one.
-    The teacher must be one the operator allows (hosts, keys, engine models).
+    The teacher, and any judge its verifiers ask, must be one the operator allows (hosts, keys,
+    engine models).
     """
     _check_lengths(job.prompts, settings.max_prompt_chars)
     policy: TeacherPolicy = request.app.state.teacher_policy
-    refusal = policy.refusal(job.spec()["teacher"])
+    refusal = policy.job_refusal(job.spec())
     if refusal is not None:
         raise InvalidJob(f"{refusal.field}: {refusal.message}", field=refusal.field)
     access.check_new_job(

@@ -91,7 +91,9 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         "",
         "Columns: `messages` (user turn, then the assistant's `<think>` reasoning and answer), `source` "
         "(`reasoning` or `general`), `job_id`, `prompt_id`, `teacher`, `verifiers` (those it passed), "
-        "`num_tokens`, `pass_rate` (accepted / sampled for its prompt: a difficulty signal).",
+        "`num_tokens`, `pass_rate` (accepted / sampled for its prompt: a difficulty signal), `reference` "
+        "and `reference_from` (`prompt`, or `majority` where the prompt had none and its samples' "
+        "majority vote gives the answer as a pseudo-reference).",
         "",
     ]
     return "\n".join(lines)

@@ -165,6 +165,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         reference=args.reference_field,
         tests=args.tests_field,
         split=args.split,
+        metadata=tuple(args.metadata_field or ["metadata"]),
     )
     client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
     created = client.create_job({**_job_body(args), "prompts": [], "start": False})
@@ -229,7 +230,8 @@ def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
     """``--verifier NAME`` (repeated) with ``--options NAME=JSON``, checked like a job's."""
     from pydantic import ValidationError
 
-    from verifiers.registry import validate_options
+    from verifiers.base import kind_of
+    from verifiers.registry import load_verifier, validate_options
     from verifiers.runner import VerifierSpec
 
     given: dict[str, dict[str, Any]] = {}
@@ -246,6 +248,10 @@ def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
         raise TracemillError(f"--options for {', '.join(sorted(unused))}, which no --verifier names")
     specs = []
     for name in names:
+        kind = kind_of(load_verifier(name))
+        if kind != "sample":
+            what = "asks a model" if kind == "model" else "judges a prompt's samples together"
+            raise TracemillError(f"--verifier {name}: it {what}; run it in a job (tracemill submit)")
         try:
             validate_options(name, given.get(name, {}))
         except ValidationError as exc:
@@ -433,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--id-field", default="id", help="column with the prompt id (default: row number)")
     submit.add_argument("--reference-field", default="reference", help="column with the reference answer")
     submit.add_argument("--tests-field", default="tests", help="column with the tests")
+    submit.add_argument(
+        "--metadata-field",
+        action="append",
+        help="column with the prompt's metadata for verifiers (an object; default 'metadata'); "
+        "given several times, those columns together",
+    )
     submit.add_argument("--split", default="train", help="split of a datasets folder")
     submit.add_argument("--no-follow", action="store_true", help="print the job id and return")
     submit.set_defaults(run=cmd_submit)

@@ -57,6 +57,10 @@ class TeacherUnavailable(TeacherError):
 class TeacherRejected(TeacherError):
     """The teacher refused the request itself; retrying the same request cannot help."""
 
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status it answered with, where it answered
+
 
 class TeacherNotInstalled(TeacherError):
     """This worker lacks what the job's kind of teacher needs; another worker may have it."""

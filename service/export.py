@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 import random
 import shutil
@@ -37,6 +38,7 @@ from service.soft_label_export import student_tokenizer, write_soft_labels
 from service.sources import read_rows
 from service.storage import ShardStore
 
+MAJORITY = "majority"  # the vote's verifier (verifiers/majority.py, not imported: it loads sympy)
 BATCH_ROWS = 1_024  # rows decoded into Python at once while streaming: small keeps the peak low
 PROGRESS_EVERY = 5_000
 BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
@@ -53,6 +55,8 @@ SCHEMA = pa.schema(
         ("verifiers", pa.list_(pa.string())),
         ("num_tokens", pa.int32()),
         ("pass_rate", pa.float32()),
+        ("reference", pa.string()),
+        ("reference_from", pa.string()),
     ]
 )
 _BUCKET_SCHEMA = SCHEMA.append(pa.field("split", pa.string()))
@@ -217,6 +221,7 @@ def _reasoning_batches(
         "completion_tokens",
         "verdicts",
         "teacher_model",
+        "reference",
     ]
     for job_id in options.jobs:
         for path in _shards(engine, job_id):
@@ -253,9 +258,23 @@ def _reasoning_rows(
             "verifiers": [v["verifier"] for v in row["verdicts"]],
             "num_tokens": row["completion_tokens"],
             "pass_rate": rates.get(row["prompt_id"]),
+            **reference_of(row),
         }
         for row in rows
     ]
+
+
+def reference_of(row: dict[str, Any]) -> dict[str, str | None]:
+    """The prompt's reference or, for a prompt without one, the answer its samples' majority vote
+    agreed on: a pseudo-reference (``reference_from``: ``prompt`` or ``majority``)."""
+    if row.get("reference") is not None:
+        return {"reference": row["reference"], "reference_from": "prompt"}
+    for verdict in row["verdicts"]:
+        if verdict["verifier"] == MAJORITY and verdict["accepted"] and verdict["details"]:
+            answer = json.loads(verdict["details"]).get("answer")
+            if isinstance(answer, str):
+                return {"reference": answer, "reference_from": "majority"}
+    return {"reference": None, "reference_from": None}
 
 
 def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
@@ -279,6 +298,8 @@ def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
         "verifiers": [],
         "num_tokens": None,
         "pass_rate": None,
+        "reference": None,
+        "reference_from": None,
     }
 
 

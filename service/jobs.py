@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from service import queue
 from service.db import reading, utcnow, writing
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
-from service.models import Job, Shard, Task, VerdictCount
+from service.models import Job, Shard, Task
 from service.queue import NewTask
 from service.schemas import (
     FailedTask,
@@ -25,9 +25,9 @@ from service.schemas import (
     SampleCounts,
     ShardOut,
     TaskCounts,
-    VerifierStats,
 )
 from service.storage import ShardStore
+from service.verdict_stats import rate, usage_by_model, verdict_stats
 
 FAILED_TASKS_SHOWN = 20
 
@@ -45,6 +45,7 @@ def _insert_tasks(
             p.get("messages"),  # type: ignore[arg-type]
             p.get("reference"),
             p.get("tests"),
+            p.get("metadata"),
         )
         for p in prompts
     )
@@ -161,18 +162,13 @@ def resume_job(engine: Engine, job_id: str) -> None:
 
 
 def paused_for_teacher(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
-    """Jobs paused because their teacher was unreachable, with their specs (for workers to probe)."""
+    """Jobs paused because their teacher or a judge was unreachable (``"<role> unreachable…"``, the
+    only reason a job pauses), with their specs (for workers to probe)."""
     with reading(engine) as conn:
         rows = conn.execute(
-            select(Job.id, Job.spec).where(
-                Job.status == "paused", Job.status_reason.like("teacher unreachable%")
-            )
+            select(Job.id, Job.spec).where(Job.status == "paused", Job.status_reason.like("% unreachable%"))
         ).all()
     return [(job_id, spec) for job_id, spec in rows]
-
-
-def _rate(accepted: int, total: int) -> float | None:
-    return round(accepted / total, 4) if total else None
 
 
 @dataclass(frozen=True)
@@ -214,39 +210,9 @@ def task_progress(conn: Connection, job_ids: Sequence[str]) -> dict[str, TaskPro
     }
 
 
-def verdict_stats(
-    conn: Connection, job_id: str, spec: dict[str, Any]
-) -> tuple[list[VerifierStats], dict[str, int]]:
-    """Acceptance per verifier (in the job's order) and each rejection reason with its count, the most
-    frequent first: from the job's verdict counts, a few rows whatever its size."""
-    accepted: Counter[str] = Counter()
-    rejected: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    rows = conn.execute(
-        select(VerdictCount.verifier, VerdictCount.accepted, VerdictCount.reason, VerdictCount.samples).where(
-            VerdictCount.job_id == job_id
-        )
-    )
-    for verifier, ok, reason, samples in rows:
-        (accepted if ok else rejected)[verifier] += samples
-        if reason:
-            reasons[reason] += samples
-    order = [v["name"] for v in spec.get("verifiers", [])]
-    stats = [
-        VerifierStats(
-            name=name,
-            accepted=accepted[name],
-            rejected=rejected[name],
-            acceptance_rate=_rate(accepted[name], accepted[name] + rejected[name]),
-        )
-        for name in sorted(accepted | rejected, key=lambda n: order.index(n) if n in order else len(order))
-    ]
-    return stats, dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
-
-
 def sample_counts(total: int, accepted: int) -> SampleCounts:
     return SampleCounts(
-        total=total, accepted=accepted, rejected=total - accepted, acceptance_rate=_rate(accepted, total)
+        total=total, accepted=accepted, rejected=total - accepted, acceptance_rate=rate(accepted, total)
     )
 
 
@@ -256,6 +222,7 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         job = job_row(conn, job_id)
         progress = task_progress(conn, [job_id])[job_id]
         stats, reasons = verdict_stats(conn, job_id, job.spec)
+        usage = usage_by_model(conn, job_id, job.spec, progress.prompt_tokens, progress.completion_tokens)
         failed = conn.execute(
             select(Task.prompt_id, Task.attempt, Task.last_error)
             .where(Task.job_id == job_id, Task.status == "failed")
@@ -280,6 +247,7 @@ def get_job(engine: Engine, job_id: str) -> JobOut:
         verifiers=stats,
         rejection_reasons=reasons,
         tokens={"prompt": progress.prompt_tokens, "completion": progress.completion_tokens},
+        usage=usage,
         failed_tasks=[FailedTask(prompt_id=p, attempt=a, last_error=e) for p, a, e in failed],
         shards=int(shards),
     )

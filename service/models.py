@@ -1,5 +1,5 @@
-"""Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts and their counts per
-job, shards, the samples awaiting a shard, exports.
+"""Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts and their counts and
+costs per job, shards, the samples awaiting a shard, exports.
 
 The schema is created by Alembic only (``migrations/``); ``tests/test_migrations.py`` checks that the
 migrations and these models agree.
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -91,6 +92,7 @@ class Task(Base):
     messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)  # a chat prompt, as given
     reference: Mapped[str | None] = mapped_column(Text)
     tests: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    prompt_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the prompt's ``metadata``
     # draft | queued | running | paused (its job is) | done | failed | cancelled
     status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
@@ -192,6 +194,23 @@ class VerdictCount(Base):
     accepted: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     reason: Mapped[str] = mapped_column(String(120), primary_key=True)
     samples: Mapped[int] = mapped_column(Integer)
+
+
+class VerifierCost(Base):
+    """What a job's verdicts of one verifier cost: their number, the seconds they took and, for a
+    verifier that asks a model (``model`` is ``""`` otherwise), that model's tokens. Added to by the
+    transaction that commits the verdicts (migration 0014)."""
+
+    __tablename__ = "verifier_costs"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    verifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)
+    verdicts: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
 
 
 class Export(Base):

@@ -44,6 +44,7 @@ class ClaimedTask:
     reference: str | None
     tests: list[dict[str, Any]] | None
     attempt: int
+    metadata: dict[str, Any] | None = None  # the prompt's own, for verifiers
 
 
 class NewTask(NamedTuple):
@@ -55,6 +56,7 @@ class NewTask(NamedTuple):
     messages: list[dict[str, str]] | None
     reference: str | None
     tests: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None = None
 
 
 _TASK_COLUMNS = (
@@ -64,6 +66,7 @@ _TASK_COLUMNS = (
     "messages",
     "reference",
     "tests",
+    "prompt_metadata",
     "status",
     "attempt",
     "not_before",
@@ -135,6 +138,7 @@ def enqueue(conn: Connection, job_id: str, tasks: Iterable[NewTask], status: str
             None if t.messages is None else encode.json(t.messages),
             t.reference,
             None if t.tests is None else encode.json(t.tests),
+            None if t.metadata is None else encode.json(t.metadata),
             status,
             0,
             not_before,
@@ -162,11 +166,11 @@ class NewSample:
 
     @property
     def accepted(self) -> bool:
-        return all(v.accepted for v in self.verdicts)
+        return all(v.accepted for v in self.verdicts if v.counts)
 
     @property
     def reason(self) -> str | None:
-        return next((v.reason for v in self.verdicts if not v.accepted), None)
+        return next((v.reason for v in self.verdicts if not v.accepted and v.counts), None)
 
 
 def _requeue_expired(conn: Connection, now: datetime, max_attempts: int) -> None:
@@ -222,8 +226,18 @@ def claim(
             cursor.execute(_claim_sql(conn), (owner, expires, encode.timestamp(now), limit))
             rows = cursor.fetchall()
     claimed = (
-        ClaimedTask(task_id, job, prompt_id, prompt, encode.load_json(chat), ref, encode.load_json(tests), n)
-        for task_id, job, prompt_id, prompt, chat, ref, tests, n in rows
+        ClaimedTask(
+            task_id,
+            job,
+            prompt_id,
+            prompt,
+            encode.load_json(chat),
+            ref,
+            encode.load_json(tests),
+            n,
+            encode.load_json(meta),
+        )
+        for task_id, job, prompt_id, prompt, chat, ref, tests, n, meta in rows
     )
     return sorted(claimed, key=lambda t: t.id)
 
@@ -237,7 +251,7 @@ def _claim_sql(conn: Connection) -> str:
         f"UPDATE tasks SET status = 'running', owner = {mark}, attempt = attempt + 1, "
         f"lease_expires_at = {mark} WHERE id IN (SELECT id FROM tasks WHERE {IS_QUEUED.text} "
         f"AND not_before <= {mark} ORDER BY not_before, id LIMIT {mark}{lock}) "
-        "RETURNING id, job_id, prompt_id, prompt, messages, reference, tests, attempt"
+        "RETURNING id, job_id, prompt_id, prompt, messages, reference, tests, attempt, prompt_metadata"
     )
 
 
@@ -345,6 +359,35 @@ def _count_sql(conn: Connection) -> str:
         f"{insert} ON CONFLICT ({', '.join(_COUNT_KEY)}) "
         "DO UPDATE SET samples = verdict_counts.samples + excluded.samples"
     )
+
+
+_COST_KEY = ("job_id", "verifier", "model")
+_COST_VALUES = ("verdicts", "seconds", "prompt_tokens", "completion_tokens")
+
+
+def _cost_sql(conn: Connection) -> str:
+    """Add to a job's verifier cost (the same ``ON CONFLICT`` upsert on both databases)."""
+    insert = _insert_sql(conn, "verifier_costs", (*_COST_KEY, *_COST_VALUES))
+    added = ", ".join(f"{c} = verifier_costs.{c} + excluded.{c}" for c in _COST_VALUES)
+    return f"{insert} ON CONFLICT ({', '.join(_COST_KEY)}) DO UPDATE SET {added}"
+
+
+def _add_costs(conn: Connection, per_sample: Iterable[tuple[str, bool, Sequence[NamedVerdict]]]) -> None:
+    """Add a batch's verifier time and model tokens to their jobs' costs, in key order (as the counts)."""
+    costs: dict[tuple[str, str, str], list[float]] = {}
+    for job_id, _, verdicts in per_sample:
+        for v in verdicts:
+            found = v.details.get("usage")
+            usage: dict[str, Any] = found if isinstance(found, dict) else {}
+            model = str(v.details.get("model", "")) if usage else ""
+            cost = costs.setdefault((job_id, v.verifier, model), [0, 0.0, 0, 0])
+            cost[0] += 1
+            cost[1] += v.seconds
+            cost[2] += int(usage.get("prompt_tokens", 0))
+            cost[3] += int(usage.get("completion_tokens", 0))
+    if costs:
+        with _cursor(conn) as cursor:
+            cursor.executemany(_cost_sql(conn), [(*key, *cost) for key, cost in sorted(costs.items())])
 
 
 def _count_verdicts(conn: Connection, per_sample: Iterable[tuple[str, bool, Sequence[NamedVerdict]]]) -> None:
@@ -498,6 +541,7 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
         ]
         _insert_rows(conn, "shard_backlog", _BACKLOG_COLUMNS, backlog)  # each sample awaits its shard
         _count_verdicts(conn, per_sample)
+        _add_costs(conn, per_sample)
     return outcomes
 
 

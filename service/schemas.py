@@ -11,7 +11,8 @@ from pydantic import ValidationError as PydanticValidationError
 from typing_extensions import TypedDict
 
 from service.errors import UnknownVerifier
-from verifiers.registry import validate_options
+from verifiers.base import kind_of
+from verifiers.registry import load_verifier, validate_options
 
 MAX_PROMPTS_PER_REQUEST = 100_000
 MAX_PROMPT_CHARS = 200_000
@@ -32,7 +33,8 @@ class Message(TypedDict):
 
 @with_config(ConfigDict(extra="forbid"))
 class PromptIn(TypedDict):
-    """One prompt: text (``prompt``) or chat ``messages``, with an optional reference answer and tests.
+    """One prompt: text (``prompt``) or chat ``messages``, with an optional reference answer, tests and
+    ``metadata`` (any JSON object, handed to verifiers as it is: a scorer's own fields).
 
     A TypedDict rather than a model: a job may carry 100,000 of them, and plain dicts validate about
     seven times faster than model instances.
@@ -43,6 +45,7 @@ class PromptIn(TypedDict):
     messages: NotRequired[Annotated[list[Message], Field(min_length=1)] | None]
     reference: NotRequired[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] | None]
     tests: NotRequired[list[dict[str, Any]] | None]
+    metadata: NotRequired[dict[str, Any] | None]
 
 
 def check_prompt_shapes(prompts: list[PromptIn]) -> None:
@@ -191,6 +194,13 @@ class SoftLabelsIn(Strict):
 class VerifierIn(Strict):
     name: str
     options: dict[str, Any] = {}
+    fallback_for: list[Annotated[str, Field(pattern=r"^[\w.-]+:[\w.-]+$")]] | None = Field(
+        default=None,
+        min_length=1,
+        description="Run only on samples that an earlier verifier rejected with one of these reasons "
+        "(e.g. ['math:unparseable_answer', 'math:no_reference']); there this verifier decides in that "
+        "one's place, whose verdict is kept with details.superseded_by.",
+    )
 
     @model_validator(mode="after")
     def _known_and_valid(self) -> VerifierIn:
@@ -249,6 +259,25 @@ class JobIn(Strict):
         if len(set(names)) != len(names):
             raise ValueError("each verifier may be named once")
         return value
+
+    @model_validator(mode="after")
+    def _fallbacks_follow_their_verifiers(self) -> JobIn:
+        """A fallback names reasons of sample verifiers listed before it, and is not a group verifier
+        (those judge every sample at the end)."""
+        for index, verifier in enumerate(self.verifiers):
+            if not verifier.fallback_for:
+                continue
+            field = f"verifiers.{index}.fallback_for"
+            if kind_of(load_verifier(verifier.name)) == "group":
+                raise ValueError(f"{field}: a group verifier judges every sample; it cannot be a fallback")
+            earlier = {v.name for v in self.verifiers[:index] if kind_of(load_verifier(v.name)) == "sample"}
+            for reason in verifier.fallback_for:
+                if reason.partition(":")[0] not in earlier:
+                    raise ValueError(
+                        f"{field}: {reason!r} is not a reason of a sample verifier listed before "
+                        f"{verifier.name!r} (listed before it: {', '.join(sorted(earlier)) or 'none'})"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _stop_within_n(self) -> JobIn:
@@ -313,6 +342,17 @@ class VerifierStats(BaseModel):
     accepted: int
     rejected: int
     acceptance_rate: float | None
+    seconds: float = Field(default=0.0, description="Time its verdicts took, summed over samples.")
+    tokens: int = Field(default=0, description="Tokens of the model it asks (a judge), prompt and reply.")
+
+
+class ModelUsage(BaseModel):
+    """Tokens one model spent on a job, in its role: the teacher, or the verifier that asked it."""
+
+    model: str
+    role: str
+    prompt_tokens: int
+    completion_tokens: int
 
 
 class FailedTask(BaseModel):
@@ -336,6 +376,7 @@ class JobOut(BaseModel):
     verifiers: list[VerifierStats]
     rejection_reasons: dict[str, int]
     tokens: dict[str, int]
+    usage: list[ModelUsage] = Field(default_factory=list, description="Tokens by model: teacher, judges.")
     failed_tasks: list[FailedTask]
     shards: int
 

@@ -22,6 +22,7 @@ class Fields:
     reference: str = "reference"
     tests: str = "tests"
     split: str = "train"
+    metadata: tuple[str, ...] = ("metadata",)
 
 
 def read_rows(path: Path, split: str = "train") -> Iterator[dict[str, Any]]:
@@ -55,7 +56,8 @@ def read_rows(path: Path, split: str = "train") -> Iterator[dict[str, Any]]:
 
 
 def read_prompts(path: Path, fields: Fields) -> Iterator[dict[str, Any]]:
-    """Prompts in the API's shape (``id``, ``prompt`` or ``messages``, ``reference``, ``tests``)."""
+    """Prompts in the API's shape (``id``, ``prompt`` or ``messages``, ``reference``, ``tests``,
+    ``metadata``)."""
     for number, row in enumerate(read_rows(path, fields.split)):
         if fields.prompt not in row:
             columns = ", ".join(row)
@@ -72,4 +74,30 @@ def read_prompts(path: Path, fields: Fields) -> Iterator[dict[str, Any]]:
         if row.get(fields.tests) is not None:
             tests = row[fields.tests]
             prompt["tests"] = json.loads(tests) if isinstance(tests, str) else tests
+        metadata = _metadata(row, fields.metadata, number)
+        if metadata is not None:
+            prompt["metadata"] = metadata
         yield prompt
+
+
+def _metadata(row: dict[str, Any], columns: tuple[str, ...], number: int) -> dict[str, Any] | None:
+    """The prompt's metadata: one column holding an object (or its JSON text) as it is, several
+    columns as an object of them; None where the row has none of them."""
+    present = [c for c in columns if row.get(c) is not None]
+    if not present:
+        return None
+    if len(columns) > 1:
+        return {c: row[c] for c in present}
+    value = row[present[0]]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = None
+    if not isinstance(value, dict):
+        raise InvalidJob(
+            f"row {number}: column {present[0]!r} is not an object; name several columns with "
+            "--metadata-field to gather them into one",
+            field="metadata_field",
+        )
+    return value

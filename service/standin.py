@@ -4,7 +4,8 @@ It speaks vLLM's protocol (``/v1/models``, ``/v1/chat/completions``, ``/v1/compl
 ``n``, ``seed``, ``max_tokens``, ``usage``; errors as ``{"error": {...}}``) and writes R1-style
 ``<think>…</think>`` reasoning. When the prompt holds an arithmetic expression it works it out and
 answers right in ``correct_share`` of the samples; the rest are wrong, malformed, over-long or
-language-mixed, so that every verifier has something real to accept and reject. The same request with
+language-mixed, so that every verifier has something real to accept and reject. Asked a judge's
+question, it judges (``service/standin_judge.py``). The same request with
 the same seed always gets the same answer. Faults (429, 503, hangs) can be injected at set rates, and
 ``POST /tracemill/engine {"alive": false}`` makes it act as a vLLM server whose engine has died: 503 on
 ``/health``, 500 ``EngineDeadError`` on every completion request.
@@ -28,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from service.batching import BatchingEngine, EngineModel
+from service.standin_judge import is_judge_question, judge_reply
 from service.standin_text import (
     VOCAB_SIZE,
     compose,
@@ -148,7 +150,10 @@ class Standin:
         seed = seed if isinstance(seed, int) else random.randrange(2**31)
         outputs, config = [], self.config
         for index in range(body.get("n", 1)):
-            text = compose(prompt, seed, index, config.correct_share)
+            if is_judge_question(prompt):
+                text = judge_reply(prompt)
+            else:
+                text = compose(prompt, seed, index, config.correct_share)
             if config.length_median:
                 length = target_length(prompt, seed, index, config.length_median, config.length_sigma)
                 text = pad(text, length)

@@ -74,12 +74,14 @@ def _evaluate(node: ast.AST, steps: list[str]) -> Fraction:
         if isinstance(node.op, ast.Pow) and (right.denominator != 1 or abs(right) > MAX_EXPONENT):
             raise ValueError("exponent out of range")
         value = Fraction(_OPS[type(node.op)](left, right))
-        steps.append(f"{_show(left)} {_SYMBOL[type(node.op)]} {_show(right)} = {_show(value)}")
+        steps.append(
+            f"{show_number(left)} {_SYMBOL[type(node.op)]} {show_number(right)} = {show_number(value)}"
+        )
         return value
     raise ValueError("not arithmetic")
 
 
-def _show(value: Fraction) -> str:
+def show_number(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
 
@@ -133,7 +135,7 @@ def compose(prompt: str, seed: int, index: int, correct_share: float) -> str:
         think_lines = [
             f"Let me work through {expression} step by step.",
             *steps,
-            f"So the result is {_show(final)}.",
+            f"So the result is {show_number(final)}.",
         ]
         answer = f"The answer is $\\boxed{{{_latex(final)}}}$."
     if kind == "langmix":

@@ -24,6 +24,7 @@ VALID: dict[str, Any] = {
         {"id": "p2", "prompt": "Compute 2 * 3."},
     ],
 }
+JUDGE = {"judge": {"base_url": "http://127.0.0.1:8001/v1", "model": "judge"}}
 
 
 @pytest.fixture
@@ -97,6 +98,35 @@ BAD_INPUT = [
     ("temperature out of range", _with("sampling", {"temperature": 9}), "sampling.temperature"),
     ("template without placeholder", _with("prompt_template", "Solve it."), "prompt_template"),
     ("duplicate prompt ids", _with("prompts.1.id", "p1"), "prompts"),
+    ("metadata not an object", _with("prompts.0.metadata", [1, 2]), "prompts.0.metadata"),
+    (
+        "fallback for a later verifier",
+        _with(
+            "verifiers", [{"name": "judge", "options": JUDGE, "fallback_for": ["math:x"]}, {"name": "math"}]
+        ),
+        "verifiers.0.fallback_for",
+    ),
+    (
+        "a group verifier as a fallback",
+        _with("verifiers", [{"name": "math"}, {"name": "majority", "fallback_for": ["math:no_reference"]}]),
+        "verifiers.1.fallback_for",
+    ),
+    (
+        "a fallback reason that is not a reason",
+        _with("verifiers", [{"name": "math"}, {"name": "judge", "options": JUDGE, "fallback_for": ["math"]}]),
+        "verifiers.1.fallback_for.0",
+    ),
+    ("a judge without its model", _with("verifiers", [{"name": "judge"}]), "verifiers.0.options.judge"),
+    (
+        "a judge template without the answer",
+        _with("verifiers", [{"name": "judge", "options": {**JUDGE, "template": "Is it right?"}}]),
+        "verifiers.0.options.template",
+    ),
+    (
+        "majority share above 1",
+        _with("verifiers", [{"name": "majority", "options": {"min_share": 2}}]),
+        "verifiers.0.options.min_share",
+    ),
 ]
 
 
@@ -133,7 +163,7 @@ def test_create_then_read(client: TestClient) -> None:
     job = client.get(f"/v1/jobs/{created['id']}").json()
     assert job["tasks"]["queued"] == 2 and job["tasks"]["total"] == 2
     assert job["spec"]["teacher"]["api_key_env"] == "TEACHER_KEY"
-    assert job["spec"]["verifiers"] == [{"name": "format", "options": {}}]
+    assert job["spec"]["verifiers"] == [{"name": "format", "options": {}, "fallback_for": None}]
     assert job["samples"] == {"total": 0, "accepted": 0, "rejected": 0, "acceptance_rate": None}
     assert [j["id"] for j in client.get("/v1/jobs").json()] == [created["id"]]
     assert client.get(f"/v1/jobs/{created['id']}/samples").json() == {

@@ -17,6 +17,7 @@ SUMMARY = re.compile(r"(\w+): ((?:\w+=\S+ ?)+)")
 SMALL = {
     "chaos.py": ["--runs", "1", "--prompts", "4"],
     "export.py": ["--rows", "1000"],
+    "judge.py": ["--prompts", "16"],
     "pipeline.py": ["--prompts", "20"],
     "queue.py": ["--tasks", "200"],
     "sandbox.py": ["--samples", "8"],

@@ -16,7 +16,17 @@ from sqlalchemy import Connection, Inspector, MetaData, Table, create_engine, fu
 from service.db import alembic_config, downgrade_schema, make_engine, upgrade_schema
 from service.models import metadata
 
-TABLES = {"jobs", "tasks", "samples", "verdicts", "verdict_counts", "shards", "shard_backlog", "exports"}
+TABLES = {
+    "jobs",
+    "tasks",
+    "samples",
+    "verdicts",
+    "verdict_counts",
+    "shards",
+    "shard_backlog",
+    "exports",
+    "verifier_costs",
+}
 
 
 @contextmanager

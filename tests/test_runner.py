@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from verifiers.base import Candidate, NamedVerdict, Verdict
-from verifiers.runner import VerifierRunner, VerifierSpec, _named
+from verifiers.runner import VerifierRunner, VerifierSpec, named
 
 GOOD = Candidate(completion="<think>a</think> The word is tea.", think="a", answer="The word is tea.")
 BAD = Candidate(completion="no think", think=None, answer="no think")
@@ -171,4 +171,4 @@ def test_a_process_that_exits_is_an_error_and_the_pool_recovers() -> None:
 )
 def test_a_reason_is_stored_under_the_name_the_job_used(reason: str | None, stored: str | None) -> None:
     verdict = Verdict(accepted=reason is None, reason=reason, details={"x": 1})
-    assert _named("keyword", verdict) == NamedVerdict("keyword", reason is None, stored, {"x": 1})
+    assert named("keyword", verdict) == NamedVerdict("keyword", reason is None, stored, {"x": 1})

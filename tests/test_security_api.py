@@ -187,6 +187,29 @@ def test_a_job_reaches_only_the_keys_and_hosts_the_operator_allowed(
     assert client.get("/v1/jobs", headers=_bearer("robin")).json() == []  # nothing was queued
 
 
+@pytest.mark.parametrize(
+    ("judge", "field", "words"),
+    [
+        ({"base_url": "http://10.0.0.7:8000/v1"}, "verifiers.1.options.judge.base_url", "not an allowed"),
+        ({"api_key_env": "HF_TOKEN"}, "verifiers.1.options.judge.api_key_env", "not a key offered to jobs"),
+        (
+            {"base_url": "http://localhost:8000/v1"},
+            "verifiers.1.options.judge.api_key_env",
+            "may not be sent",
+        ),
+    ],
+)
+def test_a_judge_reaches_only_the_keys_and_hosts_the_operator_allowed(
+    client: TestClient, judge: dict[str, Any], field: str, words: str
+) -> None:
+    settings = {"base_url": "http://127.0.0.1:8001/v1", "model": "j", "api_key_env": "TEACHER_KEY", **judge}
+    verifiers = [{"name": "math"}, {"name": "judge", "options": {"judge": settings}}]
+    response = _create(client, verifiers=verifiers)
+    assert response.status_code == 422, response.text
+    assert _refused_field(response) == field and words in response.text
+    assert client.get("/v1/jobs", headers=_bearer("robin")).json() == []
+
+
 def test_an_engine_job_may_not_set_options_that_name_files_or_code(make_client: MakeClient) -> None:
     client = make_client(engine_models=["/models/*"])
     teacher = {

@@ -63,3 +63,18 @@ def test_bad_input_files(tmp_path: Path) -> None:
     (tmp_path / "broken.jsonl").write_text('{"prompt": "x"}\n{not json\n')
     with pytest.raises(InvalidJob, match=r"broken\.jsonl:2"):
         list(read_prompts(tmp_path / "broken.jsonl", Fields()))
+
+
+def test_metadata_from_one_object_column_or_gathered_from_several(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    rows = [
+        {"prompt": "a", "metadata": {"target": 3}, "level": 1, "tags": ["x"]},
+        {"prompt": "b", "metadata": json.dumps({"target": 4}), "level": None, "tags": []},
+        {"prompt": "c"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [p.get("metadata") for p in read_prompts(path, Fields())] == [{"target": 3}, {"target": 4}, None]
+    gathered = [p.get("metadata") for p in read_prompts(path, Fields(metadata=("level", "tags")))]
+    assert gathered == [{"level": 1, "tags": ["x"]}, {"tags": []}, None]
+    with pytest.raises(InvalidJob, match=r"row 0: column 'level' is not an object.*--metadata-field"):
+        list(read_prompts(path, Fields(metadata=("level",))))

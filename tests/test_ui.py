@@ -131,3 +131,36 @@ def test_a_job_with_soft_labels_says_so(client: TestClient) -> None:
     ).json()
     page = client.get(f"/ui/jobs/{created['id']}").text
     assert "top 8 log-probabilities per token" in page and "Qwen/Qwen2.5-72B-Instruct" in page
+
+
+def test_the_job_page_shows_each_verifiers_time_and_a_judges_tokens(client: TestClient) -> None:
+    judge = {"judge": {"base_url": "http://127.0.0.1:9/v1", "model": "judge-7b"}}
+    created = client.post(
+        "/v1/jobs",
+        json={
+            "teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "t"},
+            "n": 2,
+            "verifiers": [{"name": "format"}, {"name": "judge", "options": judge}],
+            "prompts": [{"id": "p0", "prompt": "Compute 1 + 1."}],
+        },
+    ).json()
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    (task,) = queue.claim(engine, "w", 1, 30, max_attempts=3)
+    usage = {"prompt_tokens": 900, "completion_tokens": 350}
+    verdicts = (
+        NamedVerdict("format", True, None, {}, 0.25),
+        NamedVerdict("judge", True, None, {"model": "judge-7b", "usage": usage}, 1.5),
+    )
+    samples = [NewSample(i, "<think>a</think>2", "2", "stop", 3, verdicts) for i in range(2)]
+    queue.finish(engine, task, "w", samples, prompt_tokens=1)
+    job = client.get(f"/v1/jobs/{created['id']}").json()
+    assert [(v["name"], v["seconds"], v["tokens"]) for v in job["verifiers"]] == [
+        ("format", 0.5, 0),
+        ("judge", 3.0, 2500),
+    ]
+    judged = {"model": "judge-7b", "role": "judge", "prompt_tokens": 1800, "completion_tokens": 700}
+    assert judged in job["usage"]
+    page = client.get(f"/ui/jobs/{created['id']}").text
+    judge_row = re.search(r'<tr class="verifier-cost" data-verifier="judge">.*?</tr>', page, re.S)
+    assert judge_row and "3.0 s" in judge_row.group(0) and "2,500" in judge_row.group(0)
+    assert "judge-7b" in page

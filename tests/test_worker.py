@@ -15,10 +15,11 @@ from sqlalchemy import Engine
 
 from service import browse, jobs, shards
 from service.procs import free_port, spawn, stop, wait_http
-from service.schemas import JobIn
+from service.schemas import JobIn, JobOut
 from service.security.teachers import TeacherPolicy
 from service.standin import DEFAULT_MODEL
 from service.storage import ShardStore
+from tests.outage import pause_then_return
 from verifiers.runner import VerifierRunner
 from workers.loop import Worker
 
@@ -50,30 +51,21 @@ def test_a_down_teacher_pauses_the_job_and_its_return_resumes_it(
     port = free_port()
     job_id = _job(engine, f"http://127.0.0.1:{port}/v1")
     worker = Worker(engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=4, paused_probe_s=0.3)
-    teacher: list = []  # type: ignore[type-arg]
 
-    async def scenario() -> None:
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 60
-        while jobs.get_job(engine, job_id).status != "paused":
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
-        paused = jobs.get_job(engine, job_id)
+    def paused_for_the_teacher(paused: JobOut) -> None:
         assert paused.status_reason and paused.status_reason.startswith("teacher unreachable")
         assert paused.tasks.failed == 0  # no attempt was burnt
-        log = tmp_path / "standin.log"
-        teacher.append(spawn(["teacher-standin", "--port", str(port)], log))
-        wait_http(f"http://127.0.0.1:{port}/health", teacher[0], log)
-        while jobs.get_job(engine, job_id).tasks.done < 4:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
-        worker.stop()
-        await task
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        stop(teacher)
+    pause_then_return(
+        engine,
+        worker,
+        job_id,
+        port=port,
+        log=tmp_path / "standin.log",
+        tasks=4,
+        on_pause=paused_for_the_teacher,
+        deadline_s=60,
+    )
     shards.flush_all(engine, ShardStore(tmp_path), shard_rows=100)
     job = jobs.get_job(engine, job_id)
     assert (job.status, job.tasks.done, job.samples.total) == ("done", 4, 8)

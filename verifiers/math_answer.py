@@ -139,6 +139,10 @@ class MathVerifier:
             return self._several(candidate.reference, found.boxes, details)
         return self._compare(candidate.reference, found.text, details)
 
+    def equal(self, reference: str, extracted: str) -> bool:
+        """Whether an extracted answer means the reference (exactly, as a number, or symbolically)."""
+        return self._compare(reference, extracted, {}).accepted
+
     def _several(self, reference: str, boxes: tuple[str, ...], details: dict[str, Any]) -> Verdict:
         """Different boxes are one answer's parts when together they are the reference; else a hedge
         ("10, or possibly 11"), which is never a right answer even when one box is."""

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -63,7 +64,7 @@ def _instance(name: str, options_json: str) -> Verifier:
     return cls(cls.Options.model_validate(json.loads(options_json)))
 
 
-def _named(name: str, verdict: Verdict) -> NamedVerdict:
+def named(name: str, verdict: Verdict) -> NamedVerdict:
     """The verdict under the name the job used, a rejection's reason as ``<name>:<code>`` whatever the
     plugin wrote.
 
@@ -76,30 +77,61 @@ def _named(name: str, verdict: Verdict) -> NamedVerdict:
     return NamedVerdict(name, verdict.accepted, reason, verdict.details)
 
 
-def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float) -> NamedVerdict:
-    timeout_s = spec_timeout(spec, default_timeout_s)
+def _bounded(
+    name: str, timeout_s: float, check: Callable[[], list[Verdict]], count: int
+) -> list[NamedVerdict]:
+    """``count`` verdicts of one verifier from ``check``, under its time bound, each with its share of
+    the time taken; an overrun or an exception is a rejection of every candidate."""
+    started = time.perf_counter()
     try:
-        verifier = _instance(spec.name, json.dumps(spec.options, sort_keys=True))
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
-            return _named(spec.name, verifier.verify(candidate))
+            verdicts = check()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        if len(verdicts) != count:
+            raise ValueError(f"{len(verdicts)} verdicts for {count} samples")
+        out = [named(name, v) for v in verdicts]
     except _OverranError:
-        return _rejected(spec.name, "timeout", seconds=timeout_s)
+        out = [_rejected(name, "timeout", seconds=timeout_s)] * count
     except Exception as exc:  # a plugin's bug must become a verdict, not a lost sample
-        return _rejected(spec.name, "error", error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
+        out = [_rejected(name, "error", error=error)] * count
+    share = (time.perf_counter() - started) / max(count, 1)
+    return [v._replace(seconds=share) for v in out]
+
+
+def _run_one(spec: VerifierSpec, candidate: Candidate, default_timeout_s: float) -> NamedVerdict:
+    def check() -> list[Verdict]:
+        return [_instance(spec.name, json.dumps(spec.options, sort_keys=True)).verify(candidate)]
+
+    return _bounded(spec.name, spec_timeout(spec, default_timeout_s), check, 1)[0]
+
+
+def _run_group(
+    spec: VerifierSpec, candidates: Sequence[Candidate], default_timeout_s: float
+) -> list[NamedVerdict]:
+    def check() -> list[Verdict]:
+        verifier = _instance(spec.name, json.dumps(spec.options, sort_keys=True))
+        return list(verifier.verify_group(candidates))  # type: ignore[attr-defined]
+
+    return _bounded(spec.name, spec_timeout(spec, default_timeout_s), check, len(candidates))
 
 
 def verify_requests(
-    requests: Sequence[tuple[Sequence[VerifierSpec], Sequence[Candidate]]], timeout_s: float
+    requests: Sequence[tuple[Sequence[VerifierSpec], Sequence[Candidate], bool]], timeout_s: float
 ) -> list[list[list[NamedVerdict]]]:
-    """Every verifier of each request over each of its candidates; runs inside a pool process."""
-    return [
-        [[_run_one(spec, c, timeout_s) for spec in specs] for c in candidates]
-        for specs, candidates in requests
-    ]
+    """Every verifier of each request over each of its candidates, alone or (``group``) together;
+    runs inside a pool process. Verdicts come back per candidate, one per verifier, in order."""
+    results = []
+    for specs, candidates, group in requests:
+        if group:
+            columns = [_run_group(spec, candidates, timeout_s) for spec in specs]
+            results.append([list(row) for row in zip(*columns, strict=True)])
+        else:
+            results.append([[_run_one(spec, c, timeout_s) for spec in specs] for c in candidates])
+    return results
 
 
 def _preload() -> None:
@@ -133,6 +165,7 @@ class _Request:
     candidates: list[Candidate]
     deadline_s: float
     done: asyncio.Future[list[list[NamedVerdict]]]
+    group: bool = False
 
     def settle(self, verdicts: list[list[NamedVerdict]]) -> None:
         if not self.done.done():  # its caller may have been cancelled meanwhile
@@ -215,8 +248,10 @@ class VerifierRunner:
         specs: Sequence[VerifierSpec],
         candidates: Sequence[Candidate],
         more_coming: Callable[[], bool] | None = None,
+        group: bool = False,
     ) -> list[list[NamedVerdict]]:
-        """Verdicts of every spec for every candidate, in order.
+        """Verdicts of every spec for every candidate, in order; with ``group``, each spec judges the
+        candidates together (group verifiers).
 
         ``more_coming`` says whether the caller expects more calls soon; once it says no (a job's last
         replies), a batch is handed over at once rather than lingering for calls that will not come.
@@ -224,8 +259,9 @@ class VerifierRunner:
         if not specs or not candidates:
             return [[] for _ in candidates]
         loop = asyncio.get_running_loop()
-        deadline = sum(spec_timeout(s, self.timeout_s) for s in specs) * len(candidates)
-        request = _Request(list(specs), list(candidates), deadline, loop.create_future())
+        per_spec = 1 if group else len(candidates)
+        deadline = sum(spec_timeout(s, self.timeout_s) for s in specs) * per_spec
+        request = _Request(list(specs), list(candidates), deadline, loop.create_future(), group)
         state = self._loops.setdefault(loop, _LoopState())
         state.pending.append(request)
         state.more_coming = more_coming
@@ -259,7 +295,7 @@ class VerifierRunner:
 
     async def _run(self, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()
-        work = [(r.specs, r.candidates) for r in batch]
+        work = [(r.specs, r.candidates, r.group) for r in batch]
         deadline = sum(r.deadline_s for r in batch) + DEADLINE_SLACK_S
         for _ in range(2):
             pool = self._pool

@@ -230,7 +230,8 @@ class Worker:
             await self._wake.wait(IDLE_POLL_S)
 
     async def _resume_when_teachers_return(self, teacher: Teachers) -> None:
-        """Resume jobs paused for an unreachable teacher once one of its servers answers again."""
+        """Resume jobs paused for an unreachable teacher or judge once every model the job calls
+        answers again (one of each one's servers)."""
         while True:
             await asyncio.sleep(self.paused_probe_s)
             try:
@@ -240,10 +241,10 @@ class Worker:
                 continue
             for job_id, spec in paused:
                 plan = JobPlan.from_spec(spec, self.teacher_policy)
-                if plan.refused is None and await teacher.reachable(plan.teacher):
+                if plan.refused is None and await _all_reachable(teacher, plan):
                     with contextlib.suppress(JobStateConflict):
                         await asyncio.to_thread(jobs.resume_job, self.engine, job_id)
-                        log.info("job %s resumed: its teacher answers again", job_id)
+                        log.info("job %s resumed: its teacher (and any judge) answers again", job_id)
 
     async def _shut_down(self) -> None:
         """Give running tasks a grace period to finish, then hand the rest back to the queue."""
@@ -256,6 +257,13 @@ class Worker:
         if left:
             released = await asyncio.to_thread(queue.release, self.engine, self.owner, left)
             log.info("released %d unfinished tasks", released)
+
+
+async def _all_reachable(teacher: Teachers, plan: JobPlan) -> bool:
+    for target in plan.models():
+        if not await teacher.reachable(target):
+            return False
+    return True
 
 
 def install_signal_handlers(worker: Worker) -> None:

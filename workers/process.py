@@ -19,11 +19,12 @@ from service.security.teachers import TeacherPolicy
 from service.settings import read_environment_variable
 from service.soft_labels import pack
 from verifiers.base import Candidate
-from verifiers.runner import VerifierRunner, VerifierSpec
+from verifiers.runner import VerifierRunner
 from workers.commit import Committer
 from workers.reasoning import split_completion
 from workers.teacher import ChatResult, backoff_delay
 from workers.teachers import Teachers, TeacherTarget, target_from_teacher
+from workers.verification import ModelUnavailable, Verification, VerifierPlan
 from workers.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ class JobPlan:
     teacher: TeacherTarget
     sampling: dict[str, Any]
     n: int
-    verifiers: tuple[VerifierSpec, ...]
-    missing_key_env: str | None
+    verifiers: VerifierPlan
+    missing_key: str | None  # "VAR (field)" of a key variable the job names that is not set here
     spec: dict[str, Any]
     stop_after_accepted: int | None = None
     top_logprobs: int | None = None  # soft labels: the teacher's top-k log-probabilities per token
@@ -55,19 +56,26 @@ class JobPlan:
     def conversation(self, task: ClaimedTask) -> list[dict[str, str]]:
         return conversation(task.prompt, task.messages, self.spec)
 
+    def models(self) -> list[TeacherTarget]:
+        """Every model the job calls: its teacher, then its verifiers' (a judge)."""
+        return [self.teacher, *(check.target for check in self.verifiers.models)]
+
     @classmethod
     def from_spec(cls, spec: dict[str, Any], policy: TeacherPolicy) -> JobPlan:
-        """The plan, with the key read only if the operator's policy lets this job use it."""
+        """The plan, with keys read only if the operator's policy lets this job use every model it
+        names (its teacher and any judge)."""
         teacher = spec["teacher"]
-        refusal = policy.refusal(teacher)
+        refusal = policy.job_refusal(spec)
         key_env = teacher.get("api_key_env")
         key = read_environment_variable(key_env) if key_env and refusal is None else None
+        verifiers = VerifierPlan.from_spec(spec["verifiers"], read_keys=refusal is None)
+        missing = f"{key_env} (teacher.api_key_env)" if key_env and key is None else verifiers.missing_key()
         return cls(
             teacher=target_from_teacher(teacher, key),
             sampling={k: v for k, v in spec["sampling"].items() if v is not None},
             n=spec["n"],
-            verifiers=tuple(VerifierSpec(v["name"], v.get("options") or {}) for v in spec["verifiers"]),
-            missing_key_env=key_env if key_env and key is None and refusal is None else None,
+            verifiers=verifiers,
+            missing_key=missing if refusal is None else None,
             spec=spec,
             stop_after_accepted=spec.get("stop_after_accepted"),
             top_logprobs=(spec.get("soft_labels") or {}).get("top_k"),
@@ -97,7 +105,7 @@ def apportion(total: int, weights: list[int]) -> list[int]:
 
 
 def to_samples(
-    task: ClaimedTask, messages: list[dict[str, str]], result: ChatResult
+    task: ClaimedTask, messages: list[dict[str, str]], result: ChatResult, first_index: int = 0
 ) -> tuple[list[NewSample], list[Candidate]]:
     splits = [split_completion(c.content, c.reasoning) for c in result.choices]
     if all(c.soft_labels is not None for c in result.choices):  # per-token labels: exact counts
@@ -106,7 +114,8 @@ def to_samples(
         tokens = apportion(result.completion_tokens, [len(s.completion) for s in splits])
     samples, candidates = [], []
     for choice, split, used in zip(result.choices, splits, tokens, strict=True):
-        samples.append(NewSample(choice.index, split.completion, split.answer, choice.finish_reason, used))
+        index = first_index + choice.index
+        samples.append(NewSample(index, split.completion, split.answer, choice.finish_reason, used))
         candidates.append(
             Candidate(
                 completion=split.completion,
@@ -117,6 +126,9 @@ def to_samples(
                 messages=tuple(messages),
                 reference=task.reference,
                 tests=tuple(task.tests) if task.tests is not None else None,
+                prompt_id=task.prompt_id,
+                metadata=task.metadata,
+                sample_index=index,
             )
         )
     return samples, candidates
@@ -157,6 +169,7 @@ class TaskProcessor:
 
     def __post_init__(self) -> None:
         self._request_slots = asyncio.Semaphore(self.max_in_flight)
+        self.verification = Verification(self.runner, self.teacher, self.max_in_flight)
         self.committer = Committer(self.engine, self.owner, lambda: len(self._working))
 
     def start(self, task: ClaimedTask, plan: JobPlan) -> asyncio.Task[str]:
@@ -187,13 +200,14 @@ class TaskProcessor:
         """Process one task to an end state; returns what happened (for logs and counters)."""
         if plan.refused:
             return await self._retry(task, plan.refused)
-        if plan.missing_key_env:
-            error = (
-                f"environment variable {plan.missing_key_env} (teacher.api_key_env) is not set on the worker"
+        if plan.missing_key:
+            return await self._retry(
+                task, f"environment variable {plan.missing_key} is not set on the worker"
             )
-            return await self._retry(task, error)
         messages = plan.conversation(task)
-        samples: list[NewSample] = []
+        drawn: list[NewSample] = []  # with their own verdicts
+        candidates: list[Candidate] = []
+        samples: list[NewSample] = []  # with the group verdicts over all drawn so far, too
         prompt_tokens = rounds = 0
         try:
             # One request for all n samples; with early stop, rounds asking only for the accepted
@@ -201,13 +215,17 @@ class TaskProcessor:
             while (count := plan.still_wanted(samples)) > 0:
                 result = await self._request(task, plan, messages, count, round_number=rounds)
                 rounds += 1
-                samples += await self._verified(task, plan, messages, result, first_index=len(samples))
+                new, new_candidates = await self._verified(task, plan, messages, result, len(drawn))
+                drawn, candidates = drawn + new, candidates + new_candidates
+                samples = await self._grouped(plan, drawn, candidates)
                 prompt_tokens += result.prompt_tokens
                 if not result.choices:
                     break
         except TeacherUnavailable as exc:
-            # The teacher is down, not this prompt: hold the job rather than spend the prompt's attempts.
-            reason = f"teacher unreachable: {exc.message}"
+            # The teacher (or a judge) is down, not this prompt: hold the job rather than spend the
+            # prompt's attempts.
+            said = isinstance(exc, ModelUnavailable) or exc.message.startswith("teacher unreachable")
+            reason = exc.message if said else f"teacher unreachable: {exc.message}"
             await asyncio.to_thread(queue.pause_for_teacher, self.engine, task, self.owner, reason)
             log.warning("job %s paused: %s", task.job_id, reason)
             return "paused"
@@ -249,26 +267,33 @@ class TaskProcessor:
         messages: list[dict[str, str]],
         result: ChatResult,
         first_index: int,
-    ) -> list[NewSample]:
-        samples, candidates = to_samples(task, messages, result)
+    ) -> tuple[list[NewSample], list[Candidate]]:
+        """A reply's samples with the verdicts of their own (sample and model verifiers)."""
+        samples, candidates = to_samples(task, messages, result, first_index)
         started = time.perf_counter()
-        verdicts = await self.runner.verify(plan.verifiers, candidates, self._replies_awaited)
+        verdicts = await self.verification.each(plan.verifiers, candidates, self._replies_awaited)
         self.times.verify_s += time.perf_counter() - started
         kept = []
-        for s, named, choice in zip(samples, verdicts, result.choices, strict=True):
-            sample = NewSample(
-                first_index + s.sample_index,
-                s.completion,
-                s.answer,
-                s.finish_reason,
-                s.completion_tokens,
-                tuple(named),
-            )
+        for drawn, named, choice in zip(samples, verdicts, result.choices, strict=True):
+            sample = replace(drawn, verdicts=tuple(named))
             # Soft labels cost ~70 bytes a token: only samples that will be trained on pack theirs.
             if sample.accepted and choice.soft_labels is not None:
                 sample = replace(sample, soft_labels=pack(choice.soft_labels))
             kept.append(sample)
-        return kept
+        return kept, candidates
+
+    async def _grouped(
+        self, plan: JobPlan, drawn: list[NewSample], candidates: list[Candidate]
+    ) -> list[NewSample]:
+        """The samples drawn so far with the group verifiers' verdicts over all of them; a sample
+        those reject drops its soft labels."""
+        if not plan.verifiers.group:
+            return drawn
+        started = time.perf_counter()
+        together = await self.verification.together(plan.verifiers, candidates)
+        self.times.verify_s += time.perf_counter() - started
+        samples = [replace(s, verdicts=(*s.verdicts, *g)) for s, g in zip(drawn, together, strict=True)]
+        return [s if s.accepted else replace(s, soft_labels=None) for s in samples]
 
     async def _retry(self, task: ClaimedTask, error: str) -> str:
         delay = backoff_delay(task.attempt)

@@ -175,7 +175,7 @@ class TeacherClient:
                         return _parse(body, top_logprobs)
                     last_error = f"{base}: {_error_text(body, resp.status)}"
                     if resp.status not in RETRYABLE_STATUS:
-                        raise TeacherRejected(last_error)
+                        raise TeacherRejected(last_error, status=resp.status)
                     retry_after = _retry_after(resp.headers)
                     if resp.status != 429:  # overloaded is not down
                         self.health.failed(base)

@@ -130,7 +130,7 @@ class VllmEngines:
                 n=n, output_kind=RequestOutputKind.FINAL_ONLY, logprobs=top_logprobs, **sampling
             )
         except (TypeError, ValueError) as exc:
-            raise TeacherRejected(f"vLLM engine refused the request: {exc}") from exc
+            raise TeacherRejected(f"vLLM engine refused the request: {exc}", status=400) from exc
         final = None
         try:
             async for output in engine.generate(
@@ -141,7 +141,7 @@ class VllmEngines:
             self._discard(spec, engine)
             raise TeacherUnavailable(f"the vLLM engine for {spec.model!r} died: {exc}") from exc
         except ValueError as exc:  # e.g. the prompt is longer than the model's context
-            raise TeacherRejected(f"vLLM engine refused the request: {exc}") from exc
+            raise TeacherRejected(f"vLLM engine refused the request: {exc}", status=400) from exc
         if final is None:
             raise TeacherUnavailable("the vLLM engine returned no output")
         outputs = sorted(final.outputs, key=lambda o: o.index)

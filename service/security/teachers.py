@@ -95,18 +95,26 @@ class TeacherPolicy:
             tuple(engine_models),
         )
 
-    def refusal(self, teacher: Mapping[str, Any]) -> Refusal | None:
-        """None if a job may use this teacher (its ``teacher`` settings, as stored); else why not."""
+    def job_refusal(self, spec: Mapping[str, Any]) -> Refusal | None:
+        """None if a job may use its teacher and every model its verifiers ask (a judge); else why not."""
+        for where, settings in model_settings(spec):
+            refusal = self.refusal(settings, where)
+            if refusal is not None:
+                return refusal
+        return None
+
+    def refusal(self, teacher: Mapping[str, Any], where: str = "teacher") -> Refusal | None:
+        """None if a job may use this teacher (its ``teacher`` settings, as stored, or a judge's at
+        ``where``); else why not."""
         if teacher.get("kind") == "vllm-engine":
-            return self._engine_refusal(teacher)
+            return self._engine_refusal(teacher, where)
         given = teacher.get("base_url") or []
         urls = [given] if isinstance(given, str) else list(given)
         hosts = [urlsplit(url).hostname or "" for url in urls]
         for index, host in enumerate(hosts):
             if not self.hosts.allow(host):
-                where = "teacher.base_url" if len(urls) == 1 else f"teacher.base_url.{index}"
                 return Refusal(
-                    where,
+                    f"{where}.base_url" if len(urls) == 1 else f"{where}.base_url.{index}",
                     f"host {host!r} is not an allowed teacher host (the operator's TRACEMILL_TEACHER_HOSTS)",
                 )
         key = teacher.get("api_key_env")
@@ -115,29 +123,45 @@ class TeacherPolicy:
         rules = self.keys.get(key)
         if rules is None:
             return Refusal(
-                "teacher.api_key_env",
+                f"{where}.api_key_env",
                 f"{key!r} is not a key offered to jobs (the operator's TRACEMILL_TEACHER_KEYS)",
             )
         for host in hosts:
             if not rules.allow(host):
                 return Refusal(
-                    "teacher.api_key_env",
+                    f"{where}.api_key_env",
                     f"the key {key!r} may not be sent to host {host!r} (its hosts in TRACEMILL_TEACHER_KEYS)",
                 )
         return None
 
-    def _engine_refusal(self, teacher: Mapping[str, Any]) -> Refusal | None:
+    def _engine_refusal(self, teacher: Mapping[str, Any], where: str) -> Refusal | None:
         model = str(teacher.get("model", ""))
         if not any(fnmatch.fnmatchcase(model, pattern) for pattern in self.engine_models):
             return Refusal(
-                "teacher.model",
+                f"{where}.model",
                 f"{model!r} is not a model vllm-engine jobs may load (TRACEMILL_ENGINE_MODELS)",
             )
         for name in (teacher.get("engine") or {}).get("options") or {}:
             if any(part in name.lower() for part in UNSAFE_ENGINE_OPTION_PARTS):
                 return Refusal(
-                    f"teacher.engine.options.{name}",
+                    f"{where}.engine.options.{name}",
                     "engine options that name files, hosts or code are not accepted from jobs; "
                     "the operator sets them on the workers",
                 )
         return None
+
+
+def model_settings(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every model a job makes workers call, as (the field that names it, its teacher-shaped settings):
+    the teacher, then each model verifier's (a judge's ``options.judge``)."""
+    from verifiers.base import kind_of
+    from verifiers.registry import load_verifier
+
+    found = [("teacher", dict(spec["teacher"]))]
+    for index, verifier in enumerate(spec.get("verifiers") or []):
+        cls = load_verifier(verifier["name"])
+        if kind_of(cls) == "model":
+            option = getattr(cls, "endpoint_option", "judge")
+            settings = cls(cls.Options.model_validate(verifier.get("options") or {})).endpoint()  # type: ignore[attr-defined]
+            found.append((f"verifiers.{index}.options.{option}", settings))
+    return found

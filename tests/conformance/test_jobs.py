@@ -1,6 +1,8 @@
 """A 50-prompt job end to end through ``tracemill serve`` and ``tracemill worker`` on a real vLLM:
 once over its OpenAI server, once with the engine inside the worker. SmolLM2-135M is tiny, so few
-samples pass the verifiers; what is checked is the path: every task done, every sample in a shard."""
+samples pass the verifiers; what is checked is the path: every task done, every sample in a shard.
+Completions are cut at 48 tokens: the path is the same at any length, and the tier must stay a few
+minutes on two busy cores (CI runs it after the whole first tier)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
 
 PROMPTS = 50
 N = 2
+MAX_TOKENS = 48
 JOB_TIMEOUT_S = 900.0
 ENGINE_READY_TIMEOUT_S = 600.0
 
@@ -48,7 +51,15 @@ def api(tmp_path: Path, smollm2_dir: Path) -> Iterator[tuple[str, Path, dict[str
         stop([process])
 
 
-def _run_job(api: tuple[str, Path, dict[str, str]], teacher: dict[str, Any]) -> dict[str, Any]:
+RULES = [{"name": v} for v in ("format", "math", "langmix", "length")]
+
+
+def _run_job(
+    api: tuple[str, Path, dict[str, str]],
+    teacher: dict[str, Any],
+    verifiers: list[dict[str, Any]] = RULES,
+    prompts: int = PROMPTS,
+) -> dict[str, Any]:
     url, data_dir, env = api
     worker = spawn(["worker", "--verifier-processes", "1"], data_dir / "worker.log", env)
     client = ApiClient(url)
@@ -58,9 +69,9 @@ def _run_job(api: tuple[str, Path, dict[str, str]], teacher: dict[str, Any]) -> 
                 "name": f"real vLLM, {teacher.get('kind', 'openai')}",
                 "teacher": teacher,
                 "n": N,
-                "prompts": bundled_prompts()[:PROMPTS],
-                "sampling": {"seed": 7, "max_tokens": 128},
-                "verifiers": [{"name": v} for v in ("format", "math", "langmix", "length")],
+                "prompts": bundled_prompts()[:prompts],
+                "sampling": {"seed": 7, "max_tokens": MAX_TOKENS},
+                "verifiers": verifiers,
             }
         )
         deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -109,6 +120,23 @@ def test_a_job_on_the_vllm_server(
 ) -> None:
     job = _run_job(api, {"base_url": vllm_server[0], "model": SERVED_NAME})
     _check_and_report(job, "vLLM OpenAI server", capsys)
+
+
+def test_a_judge_job_on_the_vllm_server(
+    api: tuple[str, Path, dict[str, str]], vllm_server: tuple[str, int]
+) -> None:
+    """The teacher judges its own samples. SmolLM2's verdicts are poor and often unreadable: the
+    point is the path (questions sent, replies read, tokens counted) and parse failures as reasons."""
+    model = {"base_url": vllm_server[0], "model": SERVED_NAME}
+    judge = {"name": "judge", "options": {"judge": model, "max_tokens": 32}}
+    job = _run_job(api, model, [judge], prompts=8)
+    assert job["tasks"]["done"] == 8 and job["samples"]["total"] == 8 * N
+    assert set(job["rejection_reasons"]) <= {"judge:incorrect", "judge:unparseable", "judge:no_answer"}
+    (stats,) = job["verifiers"]
+    assert stats["accepted"] + stats["rejected"] == 8 * N
+    usage = {u["role"]: u for u in job["usage"]}
+    if job["rejection_reasons"].get("judge:no_answer", 0) < 8 * N:
+        assert usage["judge"]["completion_tokens"] > 0 and stats["tokens"] > 0
 
 
 def test_a_job_on_the_in_process_engine(

@@ -100,6 +100,23 @@ def test_the_secret_is_nowhere_but_the_environment(stack: Stack) -> None:
         assert SECRET.encode() not in path.read_bytes(), path
 
 
+CLI = [sys.executable, "-m", "service.cli"]
+
+
+def _submit(stack: Stack, source: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tracemill submit`` of a file to the stack's teacher (2 samples a prompt, seed 5), followed to
+    its end."""
+    teacher = ["--teacher-url", stack.teacher, "--model", DEFAULT_MODEL, "-n", "2", "--seed", "5"]
+    return subprocess.run(
+        [*CLI, "submit", str(source), "--api", stack.api, *teacher, *args],
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+        check=True,
+        env={**os.environ, "TRACEMILL_TOKEN": SUBMIT_TOKEN},
+    )
+
+
 def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
     source = tmp_path / "problems.jsonl"
     source.write_text(
@@ -108,40 +125,13 @@ def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -
             for i in range(12)
         )
     )
-    cli = [sys.executable, "-m", "service.cli"]
-    submitted = subprocess.run(
-        [
-            *cli,
-            "submit",
-            str(source),
-            "--api",
-            stack.api,
-            "--teacher-url",
-            stack.teacher,
-            "--model",
-            DEFAULT_MODEL,
-            "-n",
-            "2",
-            "--seed",
-            "5",
-            "--prompt-field",
-            "problem",
-            "--id-field",
-            "uid",
-            "--reference-field",
-            "answer",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=JOB_TIMEOUT_S,
-        check=True,
-        env={**os.environ, "TRACEMILL_TOKEN": SUBMIT_TOKEN},
-    )
+    fields = ["--prompt-field", "problem", "--id-field", "uid", "--reference-field", "answer"]
+    submitted = _submit(stack, source, *fields)
     job_id = submitted.stdout.strip()
     assert "queued 12 prompts" in submitted.stderr
     assert "samples:" in submitted.stderr and "shards:" in submitted.stderr
     status = subprocess.run(
-        [*cli, "status", job_id, "--api", stack.api, "--json"],
+        [*CLI, "status", job_id, "--api", stack.api, "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -152,6 +142,30 @@ def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -
     rows = _shard_rows(stack.client, job_id)
     assert sorted(r["prompt_id"] for r in rows) == sorted(f"u{i}" for i in range(12) for _ in range(2))
     assert {r["reference"] for r in rows} == {str(3 * i + 1) for i in range(12)}
+
+
+def test_a_plugin_scores_against_the_metadata_submit_passed(stack: Stack, tmp_path: Path) -> None:
+    # No reference column: the generator's answer sits in the row's own columns, gathered into the
+    # prompt's metadata by --metadata-field, where the third-party `target` verifier reads it.
+    source = tmp_path / "generated.jsonl"
+    rows = [{"question": f"What is {i} * 3 + 1?", "target": 3 * i + 1, "level": i % 3} for i in range(8)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fields = ["--prompt-field", "question", "--metadata-field", "target", "--metadata-field", "level"]
+    submitted = _submit(stack, source, *fields, "--verifier", "target")
+    job_id = submitted.stdout.strip()
+    samples = stack.client.get(f"/v1/jobs/{job_id}/samples", params={"limit": 100}).json()["items"]
+    assert len(samples) == 16
+    for sample in samples:
+        (verdict,) = sample["verdicts"]
+        details = verdict["details"]
+        assert (details["prompt_id"], details["sample_index"]) == (
+            sample["prompt_id"],
+            sample["sample_index"],
+        )
+        target = rows[int(sample["prompt_id"])]["target"]
+        assert verdict["accepted"] == (f"\\boxed{{{target}}}" in (sample["answer"] or ""))
+        assert verdict["reason"] in (None, "target:wrong", "target:no_answer")
+    assert any(s["accepted"] for s in samples) and not any(s["reason"] == "target:no_target" for s in samples)
 
 
 def test_a_third_party_verifier_runs_end_to_end(stack: Stack) -> None:
