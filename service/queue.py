@@ -352,24 +352,16 @@ def _done_sql(conn: Connection) -> str:
     )
 
 
-def _count_sql(conn: Connection) -> str:
-    """Add to a job's verdict count (the same ``ON CONFLICT`` upsert on both databases)."""
-    insert = _insert_sql(conn, "verdict_counts", (*_COUNT_KEY, "samples"))
-    return (
-        f"{insert} ON CONFLICT ({', '.join(_COUNT_KEY)}) "
-        "DO UPDATE SET samples = verdict_counts.samples + excluded.samples"
-    )
+def _add_sql(conn: Connection, table: str, key: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """Insert a row, or add its ``values`` to the row with its ``key`` (the same ``ON CONFLICT``
+    upsert on both databases): a job's verdict counts and verifier costs."""
+    insert = _insert_sql(conn, table, (*key, *values))
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in values)
+    return f"{insert} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
 
 
 _COST_KEY = ("job_id", "verifier", "model")
 _COST_VALUES = ("verdicts", "seconds", "prompt_tokens", "completion_tokens")
-
-
-def _cost_sql(conn: Connection) -> str:
-    """Add to a job's verifier cost (the same ``ON CONFLICT`` upsert on both databases)."""
-    insert = _insert_sql(conn, "verifier_costs", (*_COST_KEY, *_COST_VALUES))
-    added = ", ".join(f"{c} = verifier_costs.{c} + excluded.{c}" for c in _COST_VALUES)
-    return f"{insert} ON CONFLICT ({', '.join(_COST_KEY)}) DO UPDATE SET {added}"
 
 
 def _add_costs(conn: Connection, per_sample: Iterable[tuple[str, bool, Sequence[NamedVerdict]]]) -> None:
@@ -387,7 +379,10 @@ def _add_costs(conn: Connection, per_sample: Iterable[tuple[str, bool, Sequence[
             cost[3] += int(usage.get("completion_tokens", 0))
     if costs:
         with _cursor(conn) as cursor:
-            cursor.executemany(_cost_sql(conn), [(*key, *cost) for key, cost in sorted(costs.items())])
+            cursor.executemany(
+                _add_sql(conn, "verifier_costs", _COST_KEY, _COST_VALUES),
+                [(*key, *cost) for key, cost in sorted(costs.items())],
+            )
 
 
 def _count_verdicts(conn: Connection, per_sample: Iterable[tuple[str, bool, Sequence[NamedVerdict]]]) -> None:
@@ -402,7 +397,10 @@ def _count_verdicts(conn: Connection, per_sample: Iterable[tuple[str, bool, Sequ
     )
     if counts:
         with _cursor(conn) as cursor:
-            cursor.executemany(_count_sql(conn), [(*key, n) for key, n in sorted(counts.items())])
+            cursor.executemany(
+                _add_sql(conn, "verdict_counts", _COUNT_KEY, ("samples",)),
+                [(*key, n) for key, n in sorted(counts.items())],
+            )
 
 
 def _insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
