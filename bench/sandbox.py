@@ -3,21 +3,25 @@
     python bench/sandbox.py [--samples 200] [--tests 3] [--processes N]
 
 Each sample is a correct solution with ``--tests`` tests, verified through the same VerifierRunner a
-worker uses, all processes busy, twice side by side: with stdin tests (a sandboxed run each, the
-program run bare) and with assert tests of the same function (one sandboxed run of the harness for
-all of a sample's tests, each test in a child of its own; see verifiers/assert_harness.py). The last
-line is ``sandbox: runs_per_s=X assert_tests_per_s=Y harness_cost_pct=Z tests=N isolation=LEVEL``:
-the harness costs more than a bare run, once a run, and less for every further test.
+worker uses, all processes busy, three times side by side: with stdin tests (a sandboxed run each,
+the program run bare), with assert tests of the same function and with call-based tests of it (the
+APPS/TACO ``fn_name`` layout); the last two run under the harness, one sandboxed run for all of a
+sample's tests, each test in a child of its own (see verifiers/assert_harness.py). The last line is
+``sandbox: runs_per_s=X assert_tests_per_s=Y call_tests_per_s=Z harness_cost_pct=C call_vs_stdin=R
+tests=N isolation=LEVEL``: the harness costs more than a bare run, once a run, and less for every
+further test.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this folder comes first on sys.path, and bench/verifiers.py would shadow the package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
@@ -30,16 +34,24 @@ FUNCTION = "def squares(n):\n    return sum(i * i for i in range(n))\n"
 PROGRAMS = {
     "stdin": f"```python\n{FUNCTION}\nprint(squares(int(input())))\n```",
     "assert": f"```python\n{FUNCTION}```",
+    "call": f"```python\n{FUNCTION}```",
 }
 BATCH = 8
 
 
-def tests_for(kind: str, n: int, count: int) -> tuple[dict[str, str], ...]:
+def tests_for(kind: str, n: int, count: int) -> Any:
     expected = {k: sum(i * i for i in range(k)) for k in range(n, n + count)}
     if kind == "stdin":
         return tuple(
             {"type": "stdin_stdout", "input": f"{k}\n", "output": f"{v}\n"} for k, v in expected.items()
         )
+    if kind == "call":  # as TACO stores them: a JSON text, each output in a list of one
+        calls = {
+            "fn_name": "squares",
+            "inputs": [[k] for k in expected],
+            "outputs": [[v] for v in expected.values()],
+        }
+        return json.dumps(calls)
     return tuple({"type": "assert", "code": f"assert squares({k}) == {v}\n"} for k, v in expected.items())
 
 
@@ -88,7 +100,9 @@ def main() -> None:
     cost = 100 * (1 - rates["assert"] / rates["stdin"])
     print(
         f"sandbox: runs_per_s={rates['stdin']:.1f} assert_tests_per_s={rates['assert']:.1f} "
-        f"harness_cost_pct={cost:.1f} tests={args.tests} isolation={sandbox.isolation()}"
+        f"call_tests_per_s={rates['call']:.1f} harness_cost_pct={cost:.1f} "
+        f"call_vs_stdin={rates['call'] / rates['stdin']:.2f} tests={args.tests} "
+        f"isolation={sandbox.isolation()}"
     )
 
 

@@ -91,7 +91,7 @@ class Task(Base):
     prompt: Mapped[str | None] = mapped_column(Text)  # a text prompt, as given
     messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)  # a chat prompt, as given
     reference: Mapped[str | None] = mapped_column(Text)
-    tests: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    tests: Mapped[Any] = mapped_column(JSON, nullable=True)  # as the prompt gave them: list, object or text
     prompt_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the prompt's ``metadata``
     # draft | queued | running | paused (its job is) | done | failed | cancelled
     status: Mapped[str] = mapped_column(String(16))

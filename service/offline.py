@@ -34,15 +34,13 @@ class Columns:
 
 
 def candidate_of(row: dict[str, Any], columns: Columns = Columns()) -> Candidate:
-    """A row as verifiers see it; ``tests`` may be a list or its JSON text, the prompt a text or a
-    list of chat messages."""
+    """A row as verifiers see it; ``tests`` in any layout ``verifiers/test_layouts.py`` reads, the
+    prompt a text or a list of chat messages."""
     if not isinstance(row.get(columns.completion), str):
         raise InvalidJob(
             f"row has no text column {columns.completion!r} (columns: {', '.join(row)})", field="completion"
         )
     split = split_completion(row[columns.completion])
-    tests = row.get("tests")
-    tests = json.loads(tests) if isinstance(tests, str) else tests
     reference = row.get(columns.reference)
     return Candidate(
         completion=split.completion,
@@ -52,7 +50,7 @@ def candidate_of(row: dict[str, Any], columns: Columns = Columns()) -> Candidate
         completion_tokens=int(row.get("completion_tokens") or 0),
         messages=_messages(row.get(columns.prompt)),
         reference=None if reference is None else str(reference),
-        tests=tuple(tests) if tests else None,
+        tests=row.get("tests") or None,
         extra=_language_of(row, columns.language),
     )
 

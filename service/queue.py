@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from service.db import is_sqlite, utcnow, writing
 from service.errors import LeaseLost
 from service.models import Job, Task, metadata
-from verifiers.base import NamedVerdict
+from verifiers.base import NamedVerdict, Tests
 
 ERROR_TEXT_LIMIT = 2_000
 # Written as SQL text, not a bound parameter, so that SQLite can match the partial index on running
@@ -42,7 +42,7 @@ class ClaimedTask:
     prompt: str | None
     messages: list[dict[str, str]] | None
     reference: str | None
-    tests: list[dict[str, Any]] | None
+    tests: Tests | None
     attempt: int
     metadata: dict[str, Any] | None = None  # the prompt's own, for verifiers
 
@@ -55,7 +55,7 @@ class NewTask(NamedTuple):
     prompt: str | None
     messages: list[dict[str, str]] | None
     reference: str | None
-    tests: list[dict[str, Any]] | None
+    tests: Tests | None
     metadata: dict[str, Any] | None = None
 
 

@@ -33,7 +33,8 @@ class Message(TypedDict):
 
 @with_config(ConfigDict(extra="forbid"))
 class PromptIn(TypedDict):
-    """One prompt: text (``prompt``) or chat ``messages``, with an optional reference answer, tests and
+    """One prompt: text (``prompt``) or chat ``messages``, with an optional reference answer, tests (in
+    a dataset's own layout: see ``verifiers/test_layouts.py``) and
     ``metadata`` (any JSON object, handed to verifiers as it is: a scorer's own fields).
 
     A TypedDict rather than a model: a job may carry 100,000 of them, and plain dicts validate about
@@ -44,7 +45,7 @@ class PromptIn(TypedDict):
     prompt: NotRequired[Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] | None]
     messages: NotRequired[Annotated[list[Message], Field(min_length=1)] | None]
     reference: NotRequired[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] | None]
-    tests: NotRequired[list[dict[str, Any]] | None]
+    tests: NotRequired[list[dict[str, Any] | str] | dict[str, Any] | str | None]
     metadata: NotRequired[dict[str, Any] | None]
 
 

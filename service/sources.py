@@ -71,9 +71,8 @@ def read_prompts(path: Path, fields: Fields) -> Iterator[dict[str, Any]]:
         prompt["messages" if isinstance(text, list) else "prompt"] = text
         if row.get(fields.reference) is not None:
             prompt["reference"] = str(row[fields.reference])
-        if row.get(fields.tests) is not None:
-            tests = row[fields.tests]
-            prompt["tests"] = json.loads(tests) if isinstance(tests, str) else tests
+        if row.get(fields.tests) is not None:  # as the dataset stores them: the code verifier reads them
+            prompt["tests"] = row[fields.tests]
         metadata = _metadata(row, fields.metadata, number)
         if metadata is not None:
             prompt["metadata"] = metadata

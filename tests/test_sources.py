@@ -18,7 +18,8 @@ ROWS = [
 ]
 FIELDS = Fields(prompt="problem", id="uid", reference="solution", tests="cases")
 EXPECTED = [
-    {"id": "a", "prompt": "Compute 1 + 1.", "reference": "2", "tests": [{"kind": "assert"}]},
+    # Tests as the dataset stores them (a JSON text here): the code verifier reads every layout.
+    {"id": "a", "prompt": "Compute 1 + 1.", "reference": "2", "tests": json.dumps([{"kind": "assert"}])},
     {"id": "b", "prompt": "Compute 2 + 2.", "reference": "4"},
 ]
 

@@ -117,8 +117,15 @@ def _described(namespace: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     return described
 
 
-def _serve(calls: int, replies: int) -> None:
-    namespace: dict[str, Any] = {"__name__": "__main__", "__file__": "main.py", "__builtins__": builtins}
+def _target(namespace: dict[str, Any], name: str) -> Any:
+    """What a call names: a function of the program, or ``Class.method`` of a fresh instance (the
+    LeetCode ``Solution`` form)."""
+    owner, _, method = name.partition(".")
+    return getattr(namespace[owner](), method) if method else namespace[name]
+
+
+def _serve(calls: int, replies: int, module_name: str) -> None:
+    namespace: dict[str, Any] = {"__name__": module_name, "__file__": "main.py", "__builtins__": builtins}
     with open("main.py", encoding="utf-8") as handle:
         source = handle.read()
     try:
@@ -132,7 +139,7 @@ def _serve(calls: int, replies: int) -> None:
     while True:
         name, args, kwargs = _receive(calls)
         try:
-            result = namespace[name](*args, **kwargs)
+            result = _target(namespace, name)(*args, **kwargs)
         except Exception as exc:
             _send(replies, ("raise", type(exc).__name__, str(exc)[:MESSAGE_CHARS]))
             continue
@@ -142,13 +149,13 @@ def _serve(calls: int, replies: int) -> None:
             _send(replies, ("not_plain", type(result).__qualname__))
 
 
-def _child(calls: int, replies: int) -> None:
+def _child(calls: int, replies: int, module_name: str) -> None:
     code = 0
     try:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(2, 1)  # not a share of the harness's stdout, where the outcomes go
         sys.stdout = sys.stderr
-        _serve(calls, replies)
+        _serve(calls, replies, module_name)
     except ProgramEnded:
         pass
     except SystemExit as exc:
@@ -163,7 +170,7 @@ def _child(calls: int, replies: int) -> None:
 class _Child:
     """One test's program, seen from the zygote."""
 
-    def __init__(self, cpu_s: float, zygote_fds: tuple[int, int]) -> None:
+    def __init__(self, cpu_s: float, module_name: str, zygote_fds: tuple[int, int]) -> None:
         calls_r, self.calls = os.pipe()
         self.replies, replies_w = os.pipe()
         self.pid = os.fork()
@@ -174,7 +181,7 @@ class _Child:
 
             seconds = max(1, int(cpu_s + 0.999))
             resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
-            _child(calls_r, replies_w)
+            _child(calls_r, replies_w, module_name)
         os.close(calls_r)
         os.close(replies_w)
 
@@ -216,7 +223,7 @@ def _zygote(requests: int, replies: int) -> None:
             if message[0] == "start":
                 if child is not None and child.pid:
                     child.end()
-                child = _Child(message[1], (requests, replies))
+                child = _Child(message[1], message[2], (requests, replies))
                 _write_all(replies, child.reply())
             elif child is None or not child.pid:
                 _send(replies, ("gone", None))
@@ -238,9 +245,10 @@ class Program:
     def __init__(self, requests: int, replies: int) -> None:
         self.requests, self.replies = requests, replies
 
-    def start(self, cpu_s: float) -> Any:
-        """A fresh child for the next test: its first word (``ready`` with its names, or ``load_error``)."""
-        _send(self.requests, ("start", cpu_s))
+    def start(self, cpu_s: float, module_name: str) -> Any:
+        """A fresh child for the next test, the program loaded under ``module_name``: its first word
+        (``ready`` with its names, or ``load_error``)."""
+        _send(self.requests, ("start", cpu_s, module_name))
         return self._reply()
 
     def _reply(self) -> Any:
@@ -295,18 +303,20 @@ def _test_namespace(
     return namespace
 
 
-def run_tests(program: Program, code: str, entry_point: str | None, cpu_s: float) -> dict[str, Any]:
-    """The outcome of one test, in a fresh child: passed, or how it failed."""
+def run_tests(program: Program, test: tuple[Any, ...], cpu_s: float, checks: Any) -> dict[str, Any]:
+    """The outcome of one test (``(kind, *its fields)``, run by ``harness_checks``), in a fresh child:
+    passed, or how it failed."""
+    kind, *fields = test
     try:
-        first = program.start(cpu_s)
+        first = program.start(cpu_s, checks.MODULE_NAME[kind])
         if first[0] == "load_error":
             return {"result": "load_error", "message": first[1]}
-        namespace = _test_namespace(program, first[1], entry_point)
-        exec(compile(code, "tests.py", "exec"), namespace)
-        if entry_point and callable(namespace.get("check")):
-            if entry_point not in namespace:
-                return {"result": "error", "message": f"the program defines no {entry_point}()"}
-            namespace["check"](namespace[entry_point])
+        names = first[1]
+
+        def namespace(entry_point: str | None) -> dict[str, Any]:
+            return _test_namespace(program, names, entry_point)
+
+        checks.KINDS[kind](namespace, names, program.call, fields)
     except ProgramEnded as exc:
         return {"result": "ended", "exit_code": exc.args[0] if exc.args else None}
     except NotPlain as exc:
@@ -318,10 +328,24 @@ def run_tests(program: Program, code: str, entry_point: str | None, cpu_s: float
     return {"result": "passed"}
 
 
+def _load_checks() -> Any:
+    """``harness_checks.py`` from beside this file, imported before the program runs (after that the
+    program may write files there, so the folder leaves ``sys.path`` at once)."""
+    sys.dont_write_bytecode = True  # -I ignores PYTHONDONTWRITEBYTECODE; the folder is the program's
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import harness_checks as checks  # type: ignore[import-not-found]
+    finally:
+        del sys.path[0]
+    sys.modules["pytest"] = checks.pytest_module()
+    return checks
+
+
 def main() -> None:
     """Forks the zygote, then reads ``token`` and ``(tests, all_tests, cpu_s)``; prints
     ``<token> <index> <outcome>`` as each test ends and stops at the first failure unless ``all_tests``."""
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    checks = _load_checks()
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # inherited as ignored, a child's end goes unseen
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
@@ -334,8 +358,8 @@ def main() -> None:
     token = sys.stdin.buffer.readline().decode().strip()
     tests, all_tests, cpu_s = marshal.loads(sys.stdin.buffer.read())
     program = Program(requests_w, replies_r)
-    for index, (code, entry_point) in enumerate(tests):
-        outcome = run_tests(program, code, entry_point, cpu_s)
+    for index, test in enumerate(tests):
+        outcome = run_tests(program, test, cpu_s, checks)
         sys.stdout.write(f"\n{token} {index} {outcome!r}\n")
         sys.stdout.flush()
         if outcome["result"] != "passed" and not all_tests:

@@ -9,12 +9,17 @@ from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+# A prompt's code tests as its dataset stores them: a list, an object, or the JSON or Python text of
+# either (``verifiers/test_layouts.py`` reads every layout).
+Tests = list[Any] | dict[str, Any] | str
+
 
 @dataclass(frozen=True)
 class Candidate:
     """A sample as verifiers see it: the teacher's text, split, plus what the task knows: the prompt's
     id and its own ``metadata`` (as the job's prompt gave it), the sample's index among the prompt's
-    samples. ``extra`` holds what an offline run adds (``tracemill verify``'s per-row language)."""
+    samples; ``tests`` as the prompt gave them. ``extra`` holds what an offline run adds
+    (``tracemill verify``'s per-row language)."""
 
     completion: str
     think: str | None
@@ -23,7 +28,7 @@ class Candidate:
     completion_tokens: int = 0
     messages: tuple[dict[str, str], ...] = ()
     reference: str | None = None
-    tests: tuple[dict[str, Any], ...] | None = None
+    tests: Tests | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     prompt_id: str | None = None
     metadata: dict[str, Any] | None = None

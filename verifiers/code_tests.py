@@ -1,16 +1,16 @@
 """Code: run the answer's program against the prompt's tests in the sandbox.
 
-Tests come in two kinds. ``{"type": "stdin_stdout", "input": …, "output": …}`` feeds the input and
-compares the output after trimming trailing whitespace (numbers within ``float_tolerance`` if set);
-``{"inputs": […], "outputs": […]}`` (the APPS/Codeforces layout) expands to such tests.
-``{"type": "assert", "code": …, "entry_point": …}`` runs Python test code against the program's
-functions (and ``check(entry_point)`` when the code defines ``check``, as HumanEval does), under a
-harness that keeps the tests out of the program's reach and proves that they ran to their end.
+The tests are read from the dataset's own layout by ``verifiers/test_layouts.py``. A stdin/stdout
+test feeds the input and compares the output after trimming trailing whitespace (numbers within
+``float_tolerance`` if set). Assert, call and pytest tests (Python only) run under a harness
+(``verifiers/assert_harness.py``) that keeps the tests out of the program's reach and proves that
+they ran to their end.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import marshal
 import re
 import secrets
@@ -25,9 +25,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from verifiers import assert_harness, sandbox
+from verifiers import assert_harness, harness_checks, sandbox
 from verifiers.base import Candidate, Verdict
 from verifiers.sandbox import Limits, RunResult
+from verifiers.test_layouts import BadTests, read_tests
 
 NAME = "code"
 DETAIL_CHARS = 300
@@ -59,6 +60,7 @@ _OUTCOME_REASON = {
     "error": "runtime_error",
 }
 HARNESS = "harness.py"
+HARNESS_KINDS = frozenset(harness_checks.KINDS)
 
 
 def _failure_of(outcome: dict[str, Any]) -> str | None:
@@ -100,19 +102,6 @@ def extract_program(answer: str, options: CodeOptions) -> tuple[str, str] | None
     return None
 
 
-def expand_tests(tests: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
-    expanded: list[dict[str, Any]] = []
-    for test in tests:
-        if "inputs" in test and "outputs" in test:
-            expanded += [
-                {"type": "stdin_stdout", "input": i, "output": o}
-                for i, o in zip(test["inputs"], test["outputs"], strict=True)
-            ]
-        else:
-            expanded.append(test)
-    return expanded
-
-
 def _lines(text: str) -> list[str]:
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
     while lines and not lines[-1]:
@@ -141,6 +130,16 @@ def outputs_match(got: str, expected: str, tolerance: float | None) -> bool:
     )
 
 
+def _shown(test: dict[str, Any], what: str) -> str:
+    """A test's input or expected output as the first failure shows it."""
+    if test["type"] == "call":
+        value = test["args"] if what == "input" else test["expected"]
+        return json.dumps(value) if what == "expected" else f"{test['fn_name']}(*{json.dumps(value)})"
+    if test["type"] == "stdin_stdout":
+        return str(test["input" if what == "input" else "output"])
+    return str(test.get("function") or test["code"]) if what == "input" else ""
+
+
 def _cut(text: str) -> str:
     return text if len(text) <= DETAIL_CHARS else text[:DETAIL_CHARS] + "…"
 
@@ -164,7 +163,10 @@ class CodeVerifier:
             return Verdict.reject(
                 NAME, "isolation_unavailable", isolation=level, required=self.options.require_isolation
             )
-        tests = expand_tests(candidate.tests or ())
+        try:
+            tests = read_tests(candidate.tests, candidate.metadata)
+        except BadTests as exc:
+            return Verdict.reject(NAME, "bad_test", error=_cut(str(exc)), isolation=level)
         if not tests:
             return Verdict.reject(NAME, "no_tests", isolation=level)
         program = extract_program(candidate.answer or "", self.options)
@@ -185,6 +187,7 @@ class CodeVerifier:
                 return Verdict.reject(NAME, "syntax_error", language=language, error=_cut(str(exc)))
             (workdir / "main.py").write_text(source)
             shutil.copyfile(assert_harness.__file__, workdir / HARNESS)
+            shutil.copyfile(harness_checks.__file__, workdir / "harness_checks.py")
             return [sandbox.python_executable(), "-I", "-S", "main.py"]
         compiler = shutil.which("g++")
         if compiler is None:
@@ -203,12 +206,12 @@ class CodeVerifier:
         self, command: list[str], tests: list[dict[str, Any]], language: str, workdir: Path
     ) -> Iterator[tuple[int, RunResult, str | None]]:
         """Each test's run and, when the run itself went fine, its failure code or None. A stretch
-        of assert tests goes to the harness in one run."""
+        of the harness's tests goes to the harness in one run."""
         position = 0
-        for is_assert, group in groupby(tests, key=lambda t: t.get("type") == "assert"):
+        for in_harness, group in groupby(tests, key=lambda t: t["type"] in HARNESS_KINDS):
             stretch = list(group)
-            if is_assert and language == "python":
-                for offset, result, failure in self._run_asserts(command, stretch, workdir):
+            if in_harness and language == "python":
+                for offset, result, failure in self._run_harness(command, stretch, workdir):
                     yield position + offset, result, failure
             else:
                 for offset, test in enumerate(stretch):
@@ -228,17 +231,31 @@ class CodeVerifier:
         # The right output without a byte of the input read: the expected output, printed as is.
         return result, "ignores_input" if given.strip() and result.stdin_read == 0 else None
 
-    def _run_asserts(
+    def _harness_test(self, test: dict[str, Any]) -> tuple[Any, ...]:
+        """A test as the harness takes it: ``(kind, *its fields)``."""
+        if test["type"] == "call":
+            tolerance = self.options.float_tolerance
+            return (
+                "call",
+                str(test["fn_name"]),
+                list(test["args"]),
+                test["expected"],
+                bool(test.get("unwrap")),
+                tolerance,
+            )
+        if test["type"] == "pytest":
+            return ("pytest", str(test["code"]), str(test["function"]))
+        entry_point = test.get("entry_point")
+        return ("assert", str(test["code"]), None if entry_point is None else str(entry_point))
+
+    def _run_harness(
         self, command: list[str], tests: list[dict[str, Any]], workdir: Path
     ) -> list[tuple[int, RunResult, str | None]]:
-        """Assert tests under the harness (``verifiers/assert_harness.py``), one run for them all,
-        each test in a child of its own. A line led by this run's token is the only proof that a
-        test ran to its end."""
+        """Assert, call and pytest tests under the harness (``verifiers/assert_harness.py``), one run
+        for them all, each test in a child of its own. A line led by this run's token is the only
+        proof that a test ran to its end."""
         token = secrets.token_hex(16)
-        given = [
-            (str(t.get("code", "")), None if t.get("entry_point") is None else str(t["entry_point"]))
-            for t in tests
-        ]
+        given = [self._harness_test(t) for t in tests]
         stdin = f"{token}\n".encode() + marshal.dumps((given, self.options.all_tests, self.limits.cpu_s))
         count = len(tests)
         limits = replace(
@@ -275,8 +292,8 @@ class CodeVerifier:
             return prepared
         unsupported = [
             f"test {i}: {kind!r} tests are not supported for {language}"
-            for i, kind in enumerate(t.get("type", "stdin_stdout") for t in tests)
-            if kind != "stdin_stdout" and not (kind == "assert" and language == "python")
+            for i, kind in enumerate(t["type"] for t in tests)
+            if kind != "stdin_stdout" and language != "python"
         ]
         if unsupported:
             return Verdict.reject(NAME, "bad_test", error=unsupported[0], isolation=level)
@@ -291,8 +308,8 @@ class CodeVerifier:
                 first_code = code
                 first_failure = {
                     "test": index,
-                    "input": _cut(str(test.get("input", test.get("code", "")))),
-                    "expected": _cut(str(test.get("output", ""))),
+                    "input": _cut(_shown(test, "input")),
+                    "expected": _cut(_shown(test, "expected")),
                     "got": _cut(result.stdout),
                     "stderr": _cut(result.stderr[-DETAIL_CHARS:]),
                     "seconds": result.wall_s,

@@ -125,7 +125,7 @@ def to_samples(
                 completion_tokens=used,
                 messages=tuple(messages),
                 reference=task.reference,
-                tests=tuple(task.tests) if task.tests is not None else None,
+                tests=task.tests,
                 prompt_id=task.prompt_id,
                 metadata=task.metadata,
                 sample_index=index,
