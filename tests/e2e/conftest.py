@@ -6,6 +6,9 @@ teacher key offered to jobs for loopback teachers only.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from service.procs import free_port, spawn, stop, wait_http
 from service.security.tokens import Role, entry_for, new_token
+from service.standin import DEFAULT_MODEL
 from tests.conftest import start_standin
 
 SECRET = "sk-tracemill-test-4f1c9a7e"
@@ -63,6 +68,31 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield Stack(api_url, teacher, data_dir, env, client)
     finally:
         stop(list(reversed(processes)))
+
+
+CLI = [sys.executable, "-m", "service.cli"]
+
+
+def submit(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tracemill submit ARGS`` to the stack's teacher (2 samples a prompt, seed 5), followed to its end."""
+    teacher = ["--teacher-url", stack.teacher, "--model", DEFAULT_MODEL, "-n", "2", "--seed", "5"]
+    return subprocess.run(
+        [*CLI, "submit", *args, "--api", stack.api, *teacher],
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+        check=True,
+        env={**os.environ, "TRACEMILL_TOKEN": SUBMIT_TOKEN},
+    )
+
+
+def shard_rows(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    """Every row of a job's shards, as the Parquet files hold them."""
+    return [
+        row
+        for shard in client.get(f"/v1/jobs/{job_id}/shards").json()
+        for row in pq.read_table(shard["location"]).to_pylist()
+    ]
 
 
 def authorized(api: str, token: str) -> httpx.Client:

@@ -9,24 +9,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
-import httpx
-import pyarrow.parquet as pq
 
 from service.standin import DEFAULT_MODEL
-from tests.e2e.conftest import JOB_TIMEOUT_S, READ_TOKEN, SECRET, SUBMIT_TOKEN, Stack, wait_done
-
-
-def _shard_rows(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
-    return [
-        row
-        for shard in client.get(f"/v1/jobs/{job_id}/shards").json()
-        for row in pq.read_table(shard["location"]).to_pylist()
-    ]
+from tests.e2e.conftest import CLI, READ_TOKEN, SECRET, Stack, shard_rows, submit, wait_done
 
 
 def test_a_job_of_20_prompts_by_4_lands_in_shards_that_agree_with_the_api(stack: Stack) -> None:
@@ -45,7 +32,7 @@ def test_a_job_of_20_prompts_by_4_lands_in_shards_that_agree_with_the_api(stack:
     job_id = created.json()["id"]
     job = wait_done(stack.client, job_id)
 
-    rows = _shard_rows(stack.client, job_id)
+    rows = shard_rows(stack.client, job_id)
     assert len(rows) == 80
     assert Counter(r["prompt_id"] for r in rows) == {p["id"]: 4 for p in prompts}
     assert len({(r["prompt_id"], r["sample_index"]) for r in rows}) == 80
@@ -100,23 +87,6 @@ def test_the_secret_is_nowhere_but_the_environment(stack: Stack) -> None:
         assert SECRET.encode() not in path.read_bytes(), path
 
 
-CLI = [sys.executable, "-m", "service.cli"]
-
-
-def _submit(stack: Stack, source: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``tracemill submit`` of a file to the stack's teacher (2 samples a prompt, seed 5), followed to
-    its end."""
-    teacher = ["--teacher-url", stack.teacher, "--model", DEFAULT_MODEL, "-n", "2", "--seed", "5"]
-    return subprocess.run(
-        [*CLI, "submit", str(source), "--api", stack.api, *teacher, *args],
-        capture_output=True,
-        text=True,
-        timeout=JOB_TIMEOUT_S,
-        check=True,
-        env={**os.environ, "TRACEMILL_TOKEN": SUBMIT_TOKEN},
-    )
-
-
 def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
     source = tmp_path / "problems.jsonl"
     source.write_text(
@@ -126,7 +96,7 @@ def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -
         )
     )
     fields = ["--prompt-field", "problem", "--id-field", "uid", "--reference-field", "answer"]
-    submitted = _submit(stack, source, *fields)
+    submitted = submit(stack, str(source), *fields)
     job_id = submitted.stdout.strip()
     assert "queued 12 prompts" in submitted.stderr
     assert "samples:" in submitted.stderr and "shards:" in submitted.stderr
@@ -139,7 +109,7 @@ def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -
     )
     job = json.loads(status.stdout)
     assert job["tasks"]["done"] == 12 and job["samples"]["total"] == 24
-    rows = _shard_rows(stack.client, job_id)
+    rows = shard_rows(stack.client, job_id)
     assert sorted(r["prompt_id"] for r in rows) == sorted(f"u{i}" for i in range(12) for _ in range(2))
     assert {r["reference"] for r in rows} == {str(3 * i + 1) for i in range(12)}
 
@@ -151,7 +121,7 @@ def test_a_plugin_scores_against_the_metadata_submit_passed(stack: Stack, tmp_pa
     rows = [{"question": f"What is {i} * 3 + 1?", "target": 3 * i + 1, "level": i % 3} for i in range(8)]
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     fields = ["--prompt-field", "question", "--metadata-field", "target", "--metadata-field", "level"]
-    submitted = _submit(stack, source, *fields, "--verifier", "target")
+    submitted = submit(stack, str(source), *fields, "--verifier", "target")
     job_id = submitted.stdout.strip()
     samples = stack.client.get(f"/v1/jobs/{job_id}/samples", params={"limit": 100}).json()["items"]
     assert len(samples) == 16
@@ -179,7 +149,7 @@ def test_a_third_party_verifier_runs_end_to_end(stack: Stack) -> None:
     job_id = stack.client.post("/v1/jobs", json=body).json()["id"]
     job = wait_done(stack.client, job_id)
     assert [v["name"] for v in job["verifiers"]] == ["format", "keyword"]
-    rows = _shard_rows(stack.client, job_id)
+    rows = shard_rows(stack.client, job_id)
     assert all([v["verifier"] for v in r["verdicts"]] == ["format", "keyword"] for r in rows)
     keyword = [v for r in rows for v in r["verdicts"] if v["verifier"] == "keyword"]
     assert all(
@@ -205,7 +175,7 @@ def test_a_sympy_hang_is_a_timeout_and_the_worker_goes_on(stack: Stack) -> None:
     job_id = stack.client.post("/v1/jobs", json=body).json()["id"]
     job = wait_done(stack.client, job_id)
     assert job["tasks"]["done"] == 3
-    rows = _shard_rows(stack.client, job_id)
+    rows = shard_rows(stack.client, job_id)
     by_prompt: dict[str, set[str | None]] = {}
     for row in rows:
         by_prompt.setdefault(row["prompt_id"], set()).add(row["verdicts"][0]["reason"])
