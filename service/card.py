@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.schemas import JobOut
 
@@ -74,6 +74,7 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         f"{report.reasoning_contaminated} | {report.general_contaminated} |",
         f"| in the dataset | {report.reasoning} | {report.general} |",
         "",
+        *_contamination_lines(report.contamination),
         "Splits: " + ", ".join(f"{split} {count}" for split, count in sorted(report.splits.items())) + ".",
         f"Assistant turns use the `{options.template}` template; shuffled with seed {options.seed}.",
         "",
@@ -97,3 +98,22 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         "",
     ]
     return "\n".join(lines)
+
+
+def _contamination_lines(found: dict[str, Any]) -> list[str]:
+    """Per task: rows, those removed and the n-grams that matched most; and the templates ignored."""
+    if not found:
+        return []
+    lines = ["| task | rows | removed | most frequent matching n-grams |", "|---|---|---|---|"]
+    for task, count in found["sources"].items():
+        grams = "; ".join(f"“{g['ngram']}” ({g['rows']})" for g in count["top_ngrams"]) or "—"
+        lines.append(f"| {task} | {count['rows']} | {count['removed']} | {grams} |")
+    lines.append("")
+    if found["templates_ignored"]:
+        shown = "; ".join(f"“{g['ngram']}” ({g['rows']} rows)" for g in found["top_templates"])
+        lines += [
+            f"{found['templates_ignored']} n-grams of the evaluation sets were ignored as templates (fixed "
+            f"instructions shared by a task's prompts), e.g. {shown}.",
+            "",
+        ]
+    return lines

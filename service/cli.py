@@ -360,6 +360,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
     from service.db import make_engine
+    from service.decontaminate import heavy_removals
     from service.export import ExportOptions, export
     from service.schemas import ExportIn
 
@@ -375,6 +376,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 "test_size": args.test_size,
                 "decontaminate": args.decontaminate or [],
                 "ngram": args.ngram,
+                "template_share": args.template_share,
+                "template_min_rows": args.template_min_rows,
                 "shard_rows": args.shard_rows,
                 "license": args.license,
                 "push_to_hub": args.push_to_hub,
@@ -402,6 +405,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"soft labels for {report.soft_labeled} reasoning rows in {Path(args.output) / 'soft_labels'}")
     if report.note:
         print(report.note, file=sys.stderr)
+    for warning in heavy_removals(report.contamination, args.decontaminate_warn_share):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.push_to_hub:
         from service.hub import push_to_hub
 
@@ -586,6 +591,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--decontaminate", action="append", help="evaluation set to remove overlaps with (repeat)"
     )
     exp.add_argument("--ngram", type=int, default=8, help="n of the n-gram overlap rule")
+    exp.add_argument(
+        "--template-share",
+        type=float,
+        default=0.1,
+        help="an evaluation n-gram in more than this share of a task's prompts is a template, not matched",
+    )
+    exp.add_argument("--template-min-rows", type=int, default=10, help="...and in at least this many")
+    exp.add_argument(
+        "--decontaminate-warn-share", type=float, default=0.5, help="warn when more of a task is removed"
+    )
     exp.add_argument("--shard-rows", type=int, default=20_000, help="rows per output shard at most")
     exp.add_argument("--license", default="other", help="licence in the dataset card")
     exp.add_argument(

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 
 from service import jobs
 from service.db import reading
-from service.decontaminate import DEFAULT_N, Decontaminator
+from service.decontaminate import DEFAULT_N, DEFAULT_TEMPLATE_MIN_ROWS, DEFAULT_TEMPLATE_SHARE, Decontaminator
 from service.errors import InvalidJob
 from service.keyset import KeySet
 from service.models import Shard, Task
@@ -76,6 +76,8 @@ class ExportOptions:
     test_size: float = 0.0
     decontaminate: tuple[Path, ...] = ()
     ngram: int = DEFAULT_N
+    template_share: float = DEFAULT_TEMPLATE_SHARE
+    template_min_rows: int = DEFAULT_TEMPLATE_MIN_ROWS
     shard_rows: int = DEFAULT_SHARD_ROWS
     license: str = "other"
     student_tokenizer: str | None = None  # set: soft labels are exported too (soft_labels/)
@@ -94,6 +96,8 @@ class ExportOptions:
             test_size=request.test_size,
             decontaminate=tuple(Path(p) for p in request.decontaminate),
             ngram=request.ngram,
+            template_share=request.template_share,
+            template_min_rows=request.template_min_rows,
             shard_rows=request.shard_rows,
             license=request.license,
             student_tokenizer=request.student_tokenizer if request.soft_labels else None,
@@ -117,6 +121,7 @@ class ExportReport:
     files: list[str] = field(default_factory=list)
     soft_labeled: int = 0
     note: str = ""
+    contamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.report()
 
 
 def assistant_turn(think: str | None, answer: str | None, template: str) -> str:
@@ -197,15 +202,32 @@ def _choose(
     return ids
 
 
-def _pass_rates(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, float]:
-    """Accepted / sampled of these prompts (looked up a batch at a time, to keep memory flat)."""
+def _prompt_facts(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, tuple[float | None, str]]:
+    """Each prompt's pass rate (accepted / sampled) and task (looked up a batch at a time, to keep
+    memory flat)."""
     with reading(engine) as conn:
         rows = conn.execute(
-            select(Task.prompt_id, Task.n_accepted, Task.n_samples).where(
-                Task.job_id == job_id, Task.prompt_id.in_(prompt_ids), Task.n_samples > 0
+            select(Task.prompt_id, Task.n_accepted, Task.n_samples, Task.prompt_metadata).where(
+                Task.job_id == job_id, Task.prompt_id.in_(prompt_ids)
             )
         ).all()
-    return {prompt_id: accepted / sampled for prompt_id, accepted, sampled in rows}
+    return {
+        prompt_id: (accepted / sampled if sampled else None, task_of(job_id, metadata))
+        for prompt_id, accepted, sampled, metadata in rows
+    }
+
+
+def task_of(job_id: str, metadata: dict[str, Any] | None) -> str:
+    """What a prompt's decontamination is counted under: its reasoning-gym task, else its metadata's
+    ``source`` (the presets keep the dataset's), else its job."""
+    metadata = metadata or {}
+    entry = metadata.get("reasoning_gym")
+    if isinstance(entry, dict) and isinstance(entry.get("metadata"), dict):
+        task = entry["metadata"].get("source_dataset")
+        if isinstance(task, str):
+            return task
+    source = metadata.get("source")
+    return source if isinstance(source, str) and source else f"job {job_id}"
 
 
 def _reasoning_batches(
@@ -240,7 +262,7 @@ def _reasoning_rows(
     engine: Engine, job_id: str, rows: list[dict[str, Any]], options: ExportOptions
 ) -> list[Row]:
     """Shard rows as SFT rows: the prompt's turns plus the assistant's, and where they came from."""
-    rates = _pass_rates(engine, job_id, sorted({r["prompt_id"] for r in rows}))
+    facts = _prompt_facts(engine, job_id, sorted({r["prompt_id"] for r in rows}))
     return [
         {
             "messages": [
@@ -257,7 +279,8 @@ def _reasoning_rows(
             "teacher": row["teacher_model"],
             "verifiers": [v["verifier"] for v in row["verdicts"]],
             "num_tokens": row["completion_tokens"],
-            "pass_rate": rates.get(row["prompt_id"]),
+            "pass_rate": facts.get(row["prompt_id"], (None, ""))[0],
+            "task": facts.get(row["prompt_id"], (None, f"job {job_id}"))[1],  # not a dataset column
             **reference_of(row),
         }
         for row in rows
@@ -292,6 +315,7 @@ def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
     return {
         "messages": messages,
         "source": "general",
+        "task": "general",  # not a dataset column
         "job_id": None,
         "prompt_id": str(row.get("id", number)),
         "teacher": None,
@@ -377,7 +401,10 @@ class _Filter:
     def keep(self, rows: list[Row], *, by_prompt: bool) -> tuple[list[bool], int, int]:
         """Which rows to keep, and how many were contaminated and duplicated."""
         users = [_user_text(row["messages"]) for row in rows]
-        clean = [not self.decontaminator.contaminated(user) for user in users]
+        clean = [
+            not self.decontaminator.contaminated(user, row["task"])
+            for user, row in zip(users, rows, strict=True)
+        ]
         keys = [
             _key(user) if by_prompt else _key(user, row["messages"][-1]["content"])
             for user, row, ok in zip(users, rows, clean, strict=True)
@@ -422,6 +449,23 @@ def _finish(bucket_paths: list[Path], data: Path, rng: random.Random, report: Ex
             report.files.append(final.relative_to(data.parent).as_posix())
 
 
+def _learn_templates(
+    decontaminator: Decontaminator,
+    engine: Engine,
+    store: ShardStore,
+    options: ExportOptions,
+    chosen: pa.Array | None,
+) -> None:
+    """A first read of the training prompts, where decontamination is asked for: its templates."""
+    if decontaminator.grams:
+        batches = itertools.chain(
+            _reasoning_batches(engine, store, options, chosen), _general_batches(options)
+        )
+        decontaminator.learn_templates(
+            (row["task"], _user_text(row["messages"])) for batch in batches for row in batch
+        )
+
+
 def export(
     engine: Engine,
     store: ShardStore,
@@ -440,8 +484,11 @@ def export(
         student_tokenizer(options.student_tokenizer, job_views) if options.student_tokenizer else None
     )  # refused before any work is done
     report, rng = ExportReport(), random.Random(options.seed)
-    decontaminator = Decontaminator(_eval_texts(options.decontaminate), options.ngram)
+    decontaminator = Decontaminator(
+        _eval_texts(options.decontaminate), options.ngram, options.template_share, options.template_min_rows
+    )
     chosen = _choose(engine, store, options, [job.spec["n"] for job in job_views], report)
+    _learn_templates(decontaminator, engine, store, options, chosen)
     share = Fraction(options.reasoning_share).limit_denominator(1000)
     work, data = options.output / ".export-tmp", options.output / "data"
     work.mkdir(parents=True)
@@ -480,6 +527,7 @@ def export(
         )
     _finish(buckets.close(), data, rng, report)
     shutil.rmtree(work)
+    report.contamination = decontaminator.report() if decontaminator.grams else {}
     if tokenizer is not None:
         kept = np.sort(np.asarray(kept_ids, dtype=np.int64))
         report.soft_labeled = write_soft_labels(

@@ -450,6 +450,14 @@ class ExportIn(Strict):
     test_size: float = Field(default=0.0, ge=0, lt=1)
     decontaminate: list[str] = []
     ngram: int = Field(default=8, ge=1, le=64)
+    template_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="An evaluation n-gram in more than this share of one task's training prompts is a "
+        "template (a fixed instruction), ignored by decontamination; 1 ignores none.",
+    )
+    template_min_rows: int = Field(default=10, ge=1, description="…and in at least this many of them.")
     shard_rows: int = Field(default=20_000, ge=100)
     license: str = Field(default="other", max_length=100)
     push_to_hub: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
