@@ -28,9 +28,12 @@ TOP_NGRAMS = 5
 Gram = tuple[str, ...]
 
 
+def _grams(words: list[str], n: int) -> list[Gram]:
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
 def ngrams(text: str, n: int) -> set[Gram]:
-    words = _WORD.findall(text.lower())
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    return set(_grams(_WORD.findall(text.lower()), n))
 
 
 @dataclass
@@ -82,9 +85,11 @@ class Decontaminator:
                     self.templates[gram] = max(count, self.templates.get(gram, 0))
 
     def matches(self, text: str) -> set[Gram]:
+        if not self.grams:  # no evaluation set: every export row passes here
+            return set()
         words = _WORD.findall(text.lower())
         n = self.n
-        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        grams = _grams(words, n)
         if not self.templates:
             return {g for g in grams if g in self.grams}
         covered = bytearray(len(words))

@@ -202,19 +202,27 @@ def _choose(
     return ids
 
 
-def _prompt_facts(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, tuple[float | None, str]]:
-    """Each prompt's pass rate (accepted / sampled) and task (looked up a batch at a time, to keep
-    memory flat)."""
+def _pass_rates(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, float]:
+    """Accepted / sampled of these prompts (looked up a batch at a time, to keep memory flat)."""
     with reading(engine) as conn:
         rows = conn.execute(
-            select(Task.prompt_id, Task.n_accepted, Task.n_samples, Task.prompt_metadata).where(
+            select(Task.prompt_id, Task.n_accepted, Task.n_samples).where(
+                Task.job_id == job_id, Task.prompt_id.in_(prompt_ids), Task.n_samples > 0
+            )
+        ).all()
+    return {prompt_id: accepted / sampled for prompt_id, accepted, sampled in rows}
+
+
+def _tasks(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, str]:
+    """The task each prompt's decontamination is counted under (read only when decontaminating: the
+    metadata may hold a whole reasoning-gym entry)."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(Task.prompt_id, Task.prompt_metadata).where(
                 Task.job_id == job_id, Task.prompt_id.in_(prompt_ids)
             )
         ).all()
-    return {
-        prompt_id: (accepted / sampled if sampled else None, task_of(job_id, metadata))
-        for prompt_id, accepted, sampled, metadata in rows
-    }
+    return {prompt_id: task_of(job_id, metadata) for prompt_id, metadata in rows}
 
 
 def task_of(job_id: str, metadata: dict[str, Any] | None) -> str:
@@ -262,7 +270,9 @@ def _reasoning_rows(
     engine: Engine, job_id: str, rows: list[dict[str, Any]], options: ExportOptions
 ) -> list[Row]:
     """Shard rows as SFT rows: the prompt's turns plus the assistant's, and where they came from."""
-    facts = _prompt_facts(engine, job_id, sorted({r["prompt_id"] for r in rows}))
+    prompt_ids = sorted({r["prompt_id"] for r in rows})
+    rates = _pass_rates(engine, job_id, prompt_ids)
+    tasks = _tasks(engine, job_id, prompt_ids) if options.decontaminate else {}
     return [
         {
             "messages": [
@@ -279,8 +289,8 @@ def _reasoning_rows(
             "teacher": row["teacher_model"],
             "verifiers": [v["verifier"] for v in row["verdicts"]],
             "num_tokens": row["completion_tokens"],
-            "pass_rate": facts.get(row["prompt_id"], (None, ""))[0],
-            "task": facts.get(row["prompt_id"], (None, f"job {job_id}"))[1],  # not a dataset column
+            "pass_rate": rates.get(row["prompt_id"]),
+            "task": tasks.get(row["prompt_id"], f"job {job_id}"),  # not a dataset column
             **reference_of(row),
         }
         for row in rows
