@@ -190,15 +190,7 @@ def _procedural_source(args: argparse.Namespace, body: dict[str, Any]) -> Iterat
 
     if args.input is not None:
         raise TracemillError("give a prompt file or --reasoning-gym, not both")
-    configs = {}
-    for item in args.reasoning_gym_config or []:
-        task, _, text = item.partition("=")
-        try:
-            configs[task] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TracemillError(f"--reasoning-gym-config {task}: not JSON: {exc}") from exc
-        if not isinstance(configs[task], dict):
-            raise TracemillError(f"--reasoning-gym-config {task}: expected a JSON object")
+    configs = _json_objects("--reasoning-gym-config", args.reasoning_gym_config or [])
     body.setdefault("verifiers", [{"name": "format"}, {"name": "reasoning_gym"}])
     body.setdefault("system_prompt", system_prompt())
     return procedural_prompts(args.reasoning_gym, configs)
@@ -283,6 +275,22 @@ def _first_error(exc: Any) -> str:
     return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
 
 
+def _json_objects(flag: str, items: list[str]) -> dict[str, Any]:
+    """``NAME=JSON`` items (``--options``, ``--reasoning-gym-config``), each a JSON object, by name."""
+    found: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise TracemillError(f"{flag} takes NAME=JSON, got {item!r}")
+        try:
+            found[name] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TracemillError(f"{flag} {name}: not JSON: {exc}") from exc
+        if not isinstance(found[name], dict):
+            raise TracemillError(f"{flag} {name}: expected a JSON object")
+    return found
+
+
 def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
     """``--verifier NAME`` (repeated) with ``--options NAME=JSON``, checked like a job's."""
     from pydantic import ValidationError
@@ -291,15 +299,7 @@ def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
     from verifiers.registry import load_verifier, validate_options
     from verifiers.runner import VerifierSpec
 
-    given: dict[str, dict[str, Any]] = {}
-    for item in options:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise TracemillError(f"--options takes NAME=JSON, got {item!r}")
-        try:
-            given[name] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TracemillError(f"--options {name}: not JSON: {exc}") from exc
+    given = _json_objects("--options", options)
     unused = set(given) - set(names)
     if unused:
         raise TracemillError(f"--options for {', '.join(sorted(unused))}, which no --verifier names")
