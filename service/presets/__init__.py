@@ -69,8 +69,11 @@ def read_preset(path: Path, preset: Preset, split: str, skipped: Counter[str]) -
         try:
             reason = preset.skip(row)
             if reason is None:
-                yield _prompt_of(preset, row, number)
-                continue
+                prompt = _prompt_of(preset, row, number)
+                if prompt.get(preset.needs) or preset.missing is None:
+                    yield prompt
+                    continue
+                reason = preset.missing
         except ValueError as exc:  # tests that do not read (BadTests), a metadata text not JSON
             raise InvalidJob(f"preset {preset.name!r}: row {number}: {exc}", field="preset") from exc
         skipped[reason] += 1

@@ -32,12 +32,14 @@ def _code_prompt(question: str, starter: str = "starter_code") -> Callable[[Row]
     return prompt
 
 
-def _missing_tests(column: str) -> Callable[[Row], str | None]:
-    def skip(row: Row) -> str | None:
-        value = row[column]
-        return "no tests" if value is None or str(value).strip() in ("", "{}", "[]") else None
+def _stored_tests(column: str) -> Callable[[Row], Any]:
+    """The tests as the column stores them; None where it stores none."""
 
-    return skip
+    def tests(row: Row) -> Any:
+        value = row[column]
+        return None if value is None or str(value).strip() in ("", "{}", "[]") else value
+
+    return tests
 
 
 def _codecontests_tests(row: Row) -> list[dict[str, Any]]:
@@ -60,7 +62,7 @@ def _codeforces_skip(row: Row) -> str | None:
         return "needs a checker (several outputs are right)"
     if text_of(row.get("interaction_format")):
         return "interactive"
-    return None if row["official_tests"] else "no tests"
+    return None
 
 
 def _mbpp_prompt(row: Row) -> str:
@@ -74,8 +76,8 @@ CODE_SETS = [
         "Apache-2.0 (problems from the sites it names)",
         ("question", "input_output"),
         prompt=_code_prompt("question"),
-        tests=lambda r: r["input_output"],
-        skip=_missing_tests("input_output"),
+        tests=_stored_tests("input_output"),
+        missing="no tests",
         metadata=("difficulty", "source", "url"),
         verifiers=("format", "code"),
     ),
@@ -85,8 +87,8 @@ CODE_SETS = [
         "MIT",
         ("question", "input_output"),
         prompt=_code_prompt("question"),
-        tests=lambda r: r["input_output"],
-        skip=_missing_tests("input_output"),
+        tests=_stored_tests("input_output"),
+        missing="no tests",
         id="problem_id",
         metadata=("difficulty", "url"),
         verifiers=("format", "code"),
@@ -98,7 +100,7 @@ CODE_SETS = [
         ("description", "public_tests"),
         prompt=_code_prompt("description"),
         tests=_codecontests_tests,
-        skip=lambda r: None if _codecontests_tests(r) else "no tests",
+        missing="no tests",
         id="name",
         metadata=("difficulty", "source", "cf_rating"),
         verifiers=("format", "code"),
@@ -121,8 +123,8 @@ CODE_SETS = [
         "CC-BY-NC-4.0",
         ("question", "test"),
         prompt=lambda r: str(r["question"]),
-        tests=lambda r: r["test"],
-        skip=_missing_tests("test"),
+        tests=_stored_tests("test"),
+        missing="no tests",
         id="question_id",
         metadata=("subset", "style", "gpt_difficulty"),
         verifiers=("format", "code"),
@@ -136,6 +138,7 @@ CODE_SETS = [
         prompt=lambda r: str(r["prompt"]),
         tests=lambda r: r["official_tests"],
         skip=_codeforces_skip,
+        missing="no tests",
         id="id",
         metadata=("rating", "tags", "contest_id"),
         verifiers=("format", "code"),

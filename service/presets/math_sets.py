@@ -40,7 +40,7 @@ MATH_SETS = [
         ("problem", "solution"),
         prompt=lambda r: str(r["problem"]),
         reference=lambda r: last_boxed(str(r["solution"])),
-        skip=lambda r: None if last_boxed(str(r["solution"])) else "no \\boxed answer in the solution",
+        missing="no \\boxed answer in the solution",
         metadata=("source",),
     ),
     Preset(
@@ -81,7 +81,7 @@ MATH_SETS = [
         ("question", "answer"),
         prompt=lambda r: str(r["question"]),
         reference=_gsm8k_answer,
-        skip=lambda r: None if _gsm8k_answer(r) else "no '####' answer line",
+        missing="no '####' answer line",
     ),
     Preset(
         "math",
@@ -90,7 +90,7 @@ MATH_SETS = [
         ("problem", "solution"),
         prompt=lambda r: str(r["problem"]),
         reference=_boxed_or_answer,
-        skip=lambda r: None if _boxed_or_answer(r) else "no \\boxed answer in the solution",
+        missing="no \\boxed answer in the solution",
         id="unique_id",
         metadata=("level", "type", "subject"),
     ),

@@ -23,9 +23,17 @@ class Preset:
     id: str | None = None
     metadata: tuple[str, ...] = ()
     skip: Callable[[Row], str | None] = lambda _row: None  # why a row is left out, or None
+    # Why a row is left out when what its verifier needs (the reference; the tests where the verifiers
+    # include code) comes out empty; None keeps such rows.
+    missing: str | None = None
     verifiers: tuple[str, ...] = ("format", "math")
     template: str | None = None
     metadata_of: Callable[[Row], dict[str, Any]] = lambda _row: {}  # more metadata, from one column
+
+    @property
+    def needs(self) -> str:
+        """The prompt field its verifiers check: ``tests`` for code sets, else ``reference``."""
+        return "tests" if "code" in self.verifiers else "reference"
 
 
 def text_of(value: Any) -> str | None:
