@@ -33,6 +33,7 @@ import io
 import json
 import pickle
 import zlib
+from functools import lru_cache
 from typing import Any
 
 KINDS = ("stdin_stdout", "assert", "call", "pytest")
@@ -69,15 +70,18 @@ def _decompressed(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _from_text(text: str, metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
+@lru_cache(maxsize=8)
+def _from_text(text: str, fn_name: str | None) -> tuple[dict[str, Any], ...]:
+    """Tests given as a text, read once per process for a prompt's samples (a TACO text runs to
+    megabytes; a LiveCodeBench one is compressed). The tests are never changed by their readers."""
     try:
-        return read_tests(json.loads(text), metadata)
+        return tuple(_read(json.loads(text), fn_name))
     except json.JSONDecodeError as error:
         unpacked = _decompressed(text.strip())
         if unpacked is not None:
-            return _from_text(unpacked, metadata)
+            return _from_text(unpacked, fn_name)
         try:
-            return _python(text, "tests")
+            return tuple(_python(text, "tests"))
         except SyntaxError:
             raise BadTests(f"tests: neither JSON ({error}) nor Python test code") from None
 
@@ -154,8 +158,8 @@ def _apps(test: dict[str, Any], where: str) -> list[dict[str, Any]]:
     ]
 
 
-def _functional(test: dict[str, Any], where: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
-    fn_name = test.get("fn_name") or _function_name(metadata)
+def _functional(test: dict[str, Any], where: str, fn_name: str | None) -> dict[str, Any]:
+    fn_name = test.get("fn_name") or fn_name
     if fn_name is None:
         raise BadTests(f"{where}: a functional test needs the function's name (metadata 'func_name')")
     try:
@@ -166,7 +170,7 @@ def _functional(test: dict[str, Any], where: str, metadata: dict[str, Any] | Non
     return {"type": "call", "fn_name": fn_name, "args": args, "expected": expected, "unwrap": False}
 
 
-def _one(test: Any, where: str, metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _one(test: Any, where: str, fn_name: str | None) -> list[dict[str, Any]]:
     if isinstance(test, str):  # MBPP's test_list
         return [{"type": "assert", "code": test}]
     if not isinstance(test, dict):
@@ -175,7 +179,7 @@ def _one(test: Any, where: str, metadata: dict[str, Any] | None) -> list[dict[st
         return _apps(test, where)
     if "testtype" in test:
         if test["testtype"] == "functional":
-            return [_functional(test, where, metadata)]
+            return [_functional(test, where, fn_name)]
         if test["testtype"] != "stdin":
             raise BadTests(f"{where}.testtype: {test['testtype']!r} is neither 'stdin' nor 'functional'")
         test = {"type": "stdin_stdout", "input": test.get("input"), "output": test.get("output")}
@@ -203,14 +207,18 @@ def _one(test: Any, where: str, metadata: dict[str, Any] | None) -> list[dict[st
     return [{**test, "type": kind}]
 
 
-def read_tests(raw: Any, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The tests of a prompt, in the verifier's kinds; ``BadTests`` where they do not read."""
+def _read(raw: Any, fn_name: str | None) -> list[dict[str, Any]]:
     if raw is None:
         return []
     if isinstance(raw, str):
-        return _from_text(raw, metadata)
+        return list(_from_text(raw, fn_name))
     if isinstance(raw, dict):
-        return _one(raw, "tests", metadata)
+        return _one(raw, "tests", fn_name)
     if not isinstance(raw, list | tuple):
         raise BadTests(f"tests: expected a list, an object or a text, not {type(raw).__name__}")
-    return [test for index, item in enumerate(raw) for test in _one(item, f"tests.{index}", metadata)]
+    return [test for index, item in enumerate(raw) for test in _one(item, f"tests.{index}", fn_name)]
+
+
+def read_tests(raw: Any, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The tests of a prompt, in the verifier's kinds; ``BadTests`` where they do not read."""
+    return _read(raw, _function_name(metadata))
