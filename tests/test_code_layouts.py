@@ -13,7 +13,7 @@ import pytest
 
 from verifiers.base import Candidate, Verdict
 from verifiers.code_tests import CodeOptions, CodeVerifier
-from verifiers.test_layouts import BadTests, read_tests
+from verifiers.test_layouts import MAX_INFLATED_BYTES, BadTests, read_tests
 
 # TACO stores input_output as a JSON text; APPS call-based outputs hold each return value in a list.
 TACO_CALL = json.dumps(
@@ -246,3 +246,9 @@ def test_compressed_tests_that_name_a_class_are_refused() -> None:
     evil = base64.b64encode(zlib.compress(pickle.dumps(OSError("x")))).decode()
     with pytest.raises(BadTests, match="only plain data"):
         read_tests(evil)
+
+
+def test_compressed_tests_that_inflate_past_the_bound_are_refused() -> None:
+    bomb = base64.b64encode(zlib.compress(b"\0" * (MAX_INFLATED_BYTES + 1))).decode()
+    with pytest.raises(BadTests, match="inflate past 256 MB"):
+        read_tests(bomb)

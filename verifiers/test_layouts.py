@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Any
 
 KINDS = ("stdin_stdout", "assert", "call", "pytest")
+MAX_INFLATED_BYTES = 256 << 20  # LiveCodeBench's largest compressed tests inflate to tens of MB
 _REQUIRED = {
     "stdin_stdout": ("input", "output"),
     "assert": ("code",),
@@ -58,9 +59,12 @@ class _TextOnly(pickle.Unpickler):
 
 def _decompressed(text: str) -> str | None:
     try:
-        data = zlib.decompress(base64.b64decode(text, validate=True))
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(base64.b64decode(text, validate=True), MAX_INFLATED_BYTES)
     except (binascii.Error, ValueError, zlib.error):
         return None
+    if inflate.unconsumed_tail:  # a submitter's few kilobytes must not inflate to gigabytes in a worker
+        raise BadTests(f"compressed tests inflate past {MAX_INFLATED_BYTES >> 20} MB")
     try:
         value = _TextOnly(io.BytesIO(data)).load()
     except BadTests:
