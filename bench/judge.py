@@ -18,7 +18,7 @@ import argparse
 import contextlib
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +57,14 @@ def run_job(client: ApiClient, body: dict[str, Any]) -> tuple[float, dict[str, A
 
 
 @contextlib.contextmanager
-def stack(root: Path, length_median: int, in_flight: int) -> Iterator[tuple[ApiClient, str, str]]:
-    """Teacher and judge stand-ins, ``tracemill serve`` and one worker; the API client and the two
-    models' URLs."""
+def stack(
+    root: Path, length_median: int, in_flight: int, teacher_args: Sequence[str] = ()
+) -> Iterator[tuple[ApiClient, str, str]]:
+    """Teacher and judge stand-ins (``teacher_args``: more of the teacher's options), ``tracemill
+    serve`` and one worker; the API client and the two models' URLs."""
     env = {"TRACEMILL_DATA_DIR": str(root), "TRACEMILL_FLUSH_INTERVAL": "0.2"}
     ports = {name: free_port() for name in ("teacher", "judge", "api")}
-    models = {"teacher": [*ENGINE, "--length-median", str(length_median)], "judge": ENGINE}
+    models = {"teacher": [*ENGINE, "--length-median", str(length_median), *teacher_args], "judge": ENGINE}
     processes = []
     try:
         for name, engine in models.items():

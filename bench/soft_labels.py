@@ -28,7 +28,8 @@ from service.models import Shard
 from service.queue import NewSample
 from service.schemas import JobIn
 from service.soft_labels import from_openai, pack
-from service.standin import DEFAULT_MODEL, chat_logprobs
+from service.standin import DEFAULT_MODEL
+from service.standin_logprobs import chat_logprobs
 from service.standin_text import compose, pad
 from service.standin_tokenizer import save_standin_tokenizer
 from service.storage import ShardStore

@@ -1,6 +1,7 @@
 """Throughput: the whole pipeline against the best a bare client gets from the same teacher, side by side.
 
     python bench/throughput.py [--scale 1.0] [--regimes realistic,stress] [--databases sqlite,postgresql]
+                               [--abort-early]
 
 One stand-in teacher per regime, modelling a continuous-batching engine (``service/batching.py``):
 - realistic: 256 sequences at once, log-normal completions of median 1,500 tokens (about 2,000 on
@@ -248,8 +249,17 @@ class Pipeline:
 
 
 def pipeline(
-    teacher_url: str, regime: Regime, database_url: str, workers: int, root: Path, *, early_stop: int = 0
+    teacher_url: str,
+    regime: Regime,
+    database_url: str,
+    workers: int,
+    root: Path,
+    *,
+    early_stop: int = 0,
+    abort_early: bool = False,
 ) -> Pipeline:
+    """One timed job through the API and ``workers`` workers; with ``abort_early``, each sample is
+    streamed past the early checks (a request of its own, so the teacher sees n times the requests)."""
     env = {
         "TRACEMILL_DATA_DIR": str(root),
         "TRACEMILL_DATABASE_URL": database_url,
@@ -270,6 +280,7 @@ def pipeline(
             "n": regime.n,
             "sampling": {"max_tokens": WARM_UP_MAX_TOKENS, "seed": SEED},
             "verifiers": VERIFIERS,
+            "abort_early": abort_early,
             "prompts": prompts(regime.in_flight, prefix="warm-up"),
         }
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
@@ -297,7 +308,7 @@ def pipeline(
             "database": database_cpu() - database_before,
             "verifiers": sum(session_cpu({p.pid}) - before[p.pid][0] - own[p.pid] for p in processes[1:]),
         }
-        share, first, last = in_flight_share(teacher_url, regime.in_flight)
+        share, first, last = in_flight_share(teacher_url, regime.in_flight * (regime.n if abort_early else 1))
         span, lead, tail = last - first, first - posted, posted + seconds - last
     finally:
         stop(list(reversed(processes)))
@@ -376,6 +387,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the number of prompts")
     parser.add_argument("--regimes", default="realistic,stress")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--abort-early", action="store_true", help="the pipeline's jobs stream with early abort"
+    )
     args = parser.parse_args()
     cores = os.sched_getaffinity(0)
     if len(cores) < 2:
@@ -406,7 +420,7 @@ def main() -> None:
                     else:
                         assert pg is not None
                         url_db, workers = create_database(pg, f"{name}_{database}"), 4
-                    result = pipeline(url, regime, url_db, workers, folder)
+                    result = pipeline(url, regime, url_db, workers, folder, abort_early=args.abort_early)
                     key = f"{name}_{SUMMARY_NAMES[database]}"
                     ratios[key], orchestration[key] = report(
                         f"{name} {database} x{workers}", result, ceiling, regime.in_flight
@@ -414,7 +428,12 @@ def main() -> None:
                     shares.append(result.run.in_flight_share)
                     if name == "realistic" and database == "sqlite":
                         early = url_db.replace(".db", "-early.db")
-                        early_stop_report(result, pipeline(url, regime, early, 1, folder, early_stop=1))
+                        early_stop_report(
+                            result,
+                            pipeline(
+                                url, regime, early, 1, folder, early_stop=1, abort_early=args.abort_early
+                            ),
+                        )
     print("orchestration cpu ms/sample: " + " ".join(f"{k}={v:.2f}" for k, v in orchestration.items()))
     summary = " ".join(f"{key}={value:.3f}" for key, value in ratios.items())
     print(f"throughput: {summary} inflight_share={min(shares):.3f}")

@@ -148,6 +148,8 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
             sampling[key] = getattr(args, key)
     if args.n is not None:
         body["n"] = args.n
+    if args.abort_early:
+        body["abort_early"] = True
     if args.verifier:
         body["verifiers"] = [{"name": name} for name in args.verifier]
     for key in ("name", "system_prompt", "prompt_template", "idempotency_key"):
@@ -442,6 +444,10 @@ def cmd_standin(args: argparse.Namespace, _settings: Settings) -> int:
         error_503_rate=args.error_503_rate,
         hang_rate=args.hang_rate,
         fault_seed=args.fault_seed,
+        loop_share=args.loop_share,
+        drift_share=args.drift_share,
+        long_share=args.long_share,
+        stream_interval=args.stream_interval,
     )
 
     def ready(port: int) -> None:
@@ -502,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--max-tokens", type=int)
     submit.add_argument("--seed", type=int)
     submit.add_argument("--verifier", action="append", help="verifier to apply (repeat)")
+    submit.add_argument(
+        "--abort-early", action="store_true", help="stream samples and stop each at its first early rejection"
+    )
     submit.add_argument("--name")
     submit.add_argument("--system-prompt")
     submit.add_argument("--prompt-template", help="wraps each prompt; must contain {prompt}")
@@ -647,6 +656,14 @@ def build_parser() -> argparse.ArgumentParser:
     standin.add_argument("--error-503-rate", type=float, default=0.0)
     standin.add_argument("--hang-rate", type=float, default=0.0)
     standin.add_argument("--fault-seed", type=int, default=0)
+    for shape, what in (("loop", "loop until max_tokens"), ("drift", "switch to Chinese halfway")):
+        standin.add_argument(
+            f"--{shape}-share", type=float, default=0.0, help=f"share of samples that {what}"
+        )
+    standin.add_argument("--long-share", type=float, default=0.0, help="share that run to 90%% of max_tokens")
+    standin.add_argument(
+        "--stream-interval", type=int, default=defaults.stream_interval, help="tokens per streamed chunk"
+    )
     standin.set_defaults(run=cmd_standin)
     return parser
 

@@ -202,6 +202,11 @@ class VerifierIn(Strict):
         "(e.g. ['math:unparseable_answer', 'math:no_reference']); there this verifier decides in that "
         "one's place, whose verdict is kept with details.superseded_by.",
     )
+    abort_early: bool = Field(
+        default=True,
+        description="With the job's abort_early, whether this verifier's early check may end a sample "
+        "while the teacher streams it.",
+    )
 
     @model_validator(mode="after")
     def _known_and_valid(self) -> VerifierIn:
@@ -230,6 +235,12 @@ class JobIn(Strict):
         ge=1,
         description="Early stop: once a prompt has this many accepted samples, its remaining samples are "
         "not requested (samples are then asked for in rounds of what is still missing).",
+    )
+    abort_early: bool = Field(
+        default=False,
+        description="Stream each sample and stop it as soon as a verifier's early check rejects it (a "
+        "loop, a language drift, a length budget passed), so the teacher does not finish samples already "
+        "lost. Samples are then separate requests. Not with soft_labels, which are read from whole replies.",
     )
     soft_labels: SoftLabelsIn | None = Field(
         default=None,
@@ -284,6 +295,12 @@ class JobIn(Strict):
     def _stop_within_n(self) -> JobIn:
         if self.stop_after_accepted is not None and self.stop_after_accepted > self.n:
             raise ValueError("stop_after_accepted: must not exceed n")
+        return self
+
+    @model_validator(mode="after")
+    def _abort_without_soft_labels(self) -> JobIn:
+        if self.abort_early and self.soft_labels is not None:
+            raise ValueError("abort_early: soft labels are read from whole replies; turn one of them off")
         return self
 
     @model_validator(mode="after")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import time
 from collections.abc import Callable
@@ -30,15 +29,16 @@ from aiohttp import web
 
 from service.batching import BatchingEngine, EngineModel
 from service.standin_judge import is_judge_question, judge_reply
+from service.standin_logprobs import chat_logprobs
+from service.standin_stream import stream_chat
 from service.standin_text import (
-    VOCAB_SIZE,
     compose,
     count_tokens,
+    drifting,
+    looping,
     pad,
     seeded_rng,
     target_length,
-    token_id,
-    token_pieces,
     truncate,
 )
 
@@ -58,6 +58,12 @@ class StandinConfig:
     batch_slowdown: float = 0.0  # a full batch's step is (1 + this) times a lone sequence's
     length_median: int = 0  # 0: completions as composed; else padded to log-normal lengths
     length_sigma: float = 0.6
+    # Samples that fail in ways worth aborting early: loop until max_tokens, switch language halfway,
+    # or run to 90% of max_tokens (each a share of all samples).
+    loop_share: float = 0.0
+    drift_share: float = 0.0
+    long_share: float = 0.0
+    stream_interval: int = 16  # tokens per streamed chunk (vLLM's --stream-interval)
     error_429_rate: float = 0.0
     error_503_rate: float = 0.0
     hang_rate: float = 0.0
@@ -106,7 +112,12 @@ class Standin:
 
         ``?reset=1`` also forgets them, so that one server can serve several measured runs.
         """
-        body = {"now": time.monotonic(), "intervals": self.intervals}
+        body = {
+            "now": time.monotonic(),
+            "intervals": self.intervals,
+            "running": self.engine.running,
+            "waiting": self.engine.waiting,
+        }
         if request.query.get("reset"):
             self.intervals = []
         return web.json_response(body)
@@ -145,20 +156,43 @@ class Standin:
             return _error(400, "max_tokens must be at least 1")
         return body
 
-    async def _generate(self, body: dict[str, Any], prompt: str) -> tuple[list[tuple[str, str]], int]:
-        seed = body.get("seed")
-        seed = seed if isinstance(seed, int) else random.randrange(2**31)
-        outputs, config = [], self.config
-        for index in range(body.get("n", 1)):
-            if is_judge_question(prompt):
-                text = judge_reply(prompt)
+    def _sample(self, prompt: str, seed: int, max_tokens: int) -> tuple[str, str]:
+        """One sample's text and finish reason. A sample is a function of its own seed: choice ``i`` of
+        a request seeded ``s`` is the lone choice of one seeded ``s + i``, as in vLLM."""
+        config = self.config
+        if is_judge_question(prompt):
+            text = judge_reply(prompt)
+        else:
+            text = compose(prompt, seed, 0, config.correct_share)
+        length = count_tokens(text)
+        if config.length_median:
+            length = target_length(prompt, seed, 0, config.length_median, config.length_sigma)
+            text = pad(text, length)
+        draw = seeded_rng("shape", seed, prompt).random()
+        if (
+            not is_judge_question(prompt)
+            and draw < config.loop_share + config.drift_share + config.long_share
+        ):
+            correct = compose(prompt, seed, 0, 1.0)
+            if draw < config.loop_share:
+                text = looping(prompt, max_tokens)
+            elif draw < config.loop_share + config.drift_share:
+                text = drifting(correct, max(length, 2 * count_tokens(correct)))
             else:
-                text = compose(prompt, seed, index, config.correct_share)
-            if config.length_median:
-                length = target_length(prompt, seed, index, config.length_median, config.length_sigma)
-                text = pad(text, length)
-            text, _, cut = truncate(text, body.get("max_tokens", 16))
-            outputs.append((text, "length" if cut else "stop"))
+                text = pad(correct, int(0.9 * max_tokens))
+        text, _, cut = truncate(text, max_tokens)
+        return text, "length" if cut else "stop"
+
+    def _seed(self, body: dict[str, Any]) -> int:
+        seed = body.get("seed")
+        return seed if isinstance(seed, int) else random.randrange(2**31)
+
+    async def _generate(self, body: dict[str, Any], prompt: str) -> tuple[list[tuple[str, str]], int]:
+        seed = self._seed(body)
+        outputs = [
+            self._sample(prompt, seed + index, body.get("max_tokens", 16))
+            for index in range(body.get("n", 1))
+        ]
         await asyncio.gather(*(self.engine.generate(count_tokens(text)) for text, _ in outputs))
         return outputs, count_tokens(prompt)
 
@@ -184,7 +218,7 @@ class Standin:
         kind: str,
         prompt_of: Callable[[dict[str, Any]], str | None],
         choice_of: Callable[[int, str, str, dict[str, Any]], dict[str, Any]],
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         """The steps both endpoints share: faults, validation, generation, the envelope."""
         if not self.engine_alive:
             message = "EngineCore encountered an issue. See stack trace (above) for the root cause."
@@ -200,6 +234,8 @@ class Standin:
             field = "messages" if kind == "chat.completion" else "prompt"
             return _error(400, f"{field} must be non-empty")
         arrived = time.monotonic()
+        if body.get("stream") and kind == "chat.completion":
+            return await self._stream(request, body, prompt, arrived)
         outputs, prompt_tokens = await self._generate(body, prompt)
         if len(self.intervals) < MAX_INTERVALS:
             self.intervals.append((arrived, time.monotonic()))
@@ -207,7 +243,18 @@ class Standin:
         used = sum(count_tokens(text) for text, _ in outputs)
         return web.json_response(self._envelope(kind, choices, prompt_tokens, used))
 
-    async def chat(self, request: web.Request) -> web.Response:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], prompt: str, arrived: float
+    ) -> web.StreamResponse:
+        if body.get("n", 1) != 1:
+            return _error(400, "the stand-in streams one choice per request: send n=1")
+        sample = self._sample(prompt, self._seed(body), body.get("max_tokens", 16))
+        response = await stream_chat(request, body, sample, count_tokens(prompt), self)
+        if len(self.intervals) < MAX_INTERVALS:
+            self.intervals.append((arrived, time.monotonic()))
+        return response
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
         def prompt_of(body: dict[str, Any]) -> str | None:
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:
@@ -223,7 +270,7 @@ class Standin:
 
         return await self._complete(request, "chat.completion", prompt_of, choice_of)
 
-    async def completions(self, request: web.Request) -> web.Response:
+    async def completions(self, request: web.Request) -> web.StreamResponse:
         def prompt_of(body: dict[str, Any]) -> str | None:
             prompt = body.get("prompt")
             return prompt if isinstance(prompt, str) and prompt else None
@@ -232,41 +279,6 @@ class Standin:
             return {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
 
         return await self._complete(request, "text_completion", prompt_of, choice_of)
-
-
-def chat_logprobs(text: str, body: dict[str, Any], index: int) -> dict[str, Any]:
-    """vLLM's ``logprobs`` for a chat choice: per token its log-probability and the ``top_logprobs``
-    most likely tokens, best first, deterministic for the request's seed. The sampled token is the
-    likeliest most of the time, as with a confident teacher; ``return_tokens_as_token_ids`` spells
-    tokens ``token_id:N`` and ``return_token_ids`` adds the choice's ``token_ids``."""
-    top_k = int(body.get("top_logprobs") or 0)
-    as_ids = bool(body.get("return_tokens_as_token_ids"))
-    rng = seeded_rng("logprobs", body.get("seed"), index, text)
-    pieces = token_pieces(text)
-
-    def entry(token: int, piece: str, logprob: float) -> dict[str, Any]:
-        spelled = f"token_id:{token}" if as_ids else piece
-        return {"token": spelled, "logprob": logprob, "bytes": list(piece.encode())}
-
-    content = []
-    for piece in pieces:
-        sampled = token_id(piece)
-        # A proper distribution: k likeliest weights, the first dominant, and the rest of the vocabulary.
-        weights = sorted((rng.expovariate(1.0) for _ in range(max(top_k, 1))), reverse=True)
-        weights[0] += 3.0
-        total = sum(weights) + rng.expovariate(2.0)
-        logprobs = [math.log(w / total) for w in weights]
-        rank = 0 if rng.random() < 0.8 else rng.randrange(max(top_k, 1))
-        others = [3 + rng.randrange(VOCAB_SIZE - 3) for _ in range(top_k)]
-        top = [
-            entry(sampled if r == rank else others[r], piece if r == rank else "", logprobs[r])
-            for r in range(top_k)
-        ]
-        content.append({**entry(sampled, piece, logprobs[rank]), "top_logprobs": top})
-    extra: dict[str, Any] = {"logprobs": {"content": content}}
-    if body.get("return_token_ids"):
-        extra["token_ids"] = [token_id(piece) for piece in pieces]
-    return extra
 
 
 async def serve_standin(config: StandinConfig, host: str, port: int, ready: Callable[[int], None]) -> None:

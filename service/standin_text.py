@@ -153,8 +153,12 @@ def compose(prompt: str, seed: int, index: int, correct_share: float) -> str:
     return f"<think>\n{think}\n</think>\n\n{answer}"
 
 
-FILLER = "Let me re-check that step: each partial result above still holds, so I can go on."
-_FILLER_TOKENS = count_tokens(FILLER)
+def _filler_line(step: int) -> str:
+    """One line of padding reasoning; each is its own (numbered), so padding never reads as a loop."""
+    return f"Let me re-check step {step}: the partial result {step * 37 % 1000} still holds, so I can go on."
+
+
+_FILLER_TOKENS = count_tokens(_filler_line(1))
 
 
 def pad(text: str, target_tokens: int) -> str:
@@ -162,9 +166,36 @@ def pad(text: str, target_tokens: int) -> str:
     missing = target_tokens - count_tokens(text)
     if missing < _FILLER_TOKENS:
         return text
-    filler = "\n".join([FILLER] * (missing // _FILLER_TOKENS))
+    filler = "\n".join(_filler_line(step) for step in range(1, missing // _FILLER_TOKENS + 1))
     head, newline, rest = text.partition("\n")
     return f"{head}\n{filler}\n{rest}" if newline else f"{filler}\n\n{text}"
+
+
+def looping(prompt: str, max_tokens: int) -> str:
+    """A trace that falls into a loop, as R1-style models do: one paragraph again and again, past
+    ``max_tokens`` (the caller cuts it there)."""
+    solved = solve(prompt)
+    subject = solved[0] if solved else "the question"
+    paragraph = (
+        f"Wait, I am not sure about {subject}. Let me start over and work it out again from the "
+        "beginning, one step at a time, to be certain.\n\n"
+    )
+    repeats = max_tokens // count_tokens(paragraph) + 2
+    return f"<think>\nLet me work through {subject} step by step.\n" + paragraph * repeats
+
+
+def drifting(text: str, target_tokens: int) -> str:
+    """A correct trace whose reasoning switches to Chinese halfway to ``target_tokens`` and stays there
+    until its end (language drift)."""
+    head, close, tail = text.partition("</think>")
+    padded = pad(head, target_tokens // 2)
+    lines, tokens, step = [], 0, 1
+    while tokens < target_tokens - count_tokens(padded) - count_tokens(close + tail):
+        line = f"第{step}步：我们再检查一下刚才的结果，{step}乘以{step + 1}等于{step * (step + 1)}。"
+        lines.append(line)
+        tokens += count_tokens(line)
+        step += 1
+    return padded.rstrip("\n") + "\n" + "\n".join(lines) + "\n" + close + tail
 
 
 def target_length(prompt: str, seed: int, index: int, median: int, sigma: float) -> int:

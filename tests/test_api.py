@@ -163,7 +163,9 @@ def test_create_then_read(client: TestClient) -> None:
     job = client.get(f"/v1/jobs/{created['id']}").json()
     assert job["tasks"]["queued"] == 2 and job["tasks"]["total"] == 2
     assert job["spec"]["teacher"]["api_key_env"] == "TEACHER_KEY"
-    assert job["spec"]["verifiers"] == [{"name": "format", "options": {}, "fallback_for": None}]
+    assert job["spec"]["verifiers"] == [
+        {"name": "format", "options": {}, "fallback_for": None, "abort_early": True}
+    ]
     assert job["samples"] == {"total": 0, "accepted": 0, "rejected": 0, "acceptance_rate": None}
     assert [j["id"] for j in client.get("/v1/jobs").json()] == [created["id"]]
     assert client.get(f"/v1/jobs/{created['id']}/samples").json() == {

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"(\w+): ((?:\w+=\S+ ?)+)")
 SMALL = {
+    "abort.py": ["--prompts", "8"],
     "chaos.py": ["--runs", "1", "--prompts", "4"],
     "export.py": ["--rows", "1000"],
     "judge.py": ["--prompts", "16"],
@@ -31,6 +32,7 @@ SMALL = {
 ELSEWHERE = {"fuzz.py", "humaneval.py", "synthetic.py"}
 MUST_HOLD = {
     "chaos.py": {"lost": "0", "doubled": "0", "corrupt": "0", "mismatched": "0"},
+    "abort.py": {"kept_same": "1"},
 }
 
 

@@ -30,7 +30,7 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("<think>reason</think>", {}, "format:empty_answer"),
     ("<think>reason</think><answer>  </answer>", {}, "format:empty_answer"),
     ("<think>reason</think><answer>4", {}, "format:malformed_answer_tag"),
-    ("<think>reason</think><answer>4</answer><answer>5</answer>", {}, "format:malformed_answer_tag"),
+    ("<think>reason</think><answer>4</answer><answer>5</answer>", {}, "format:text_after_answer"),
     ("<think>reason</think><answer>4</answer> and more", {}, "format:text_after_answer"),
     ("<think>reason</think> 4", {"require_answer_tag": True}, "format:missing_answer_tag"),
     ("<think>reason</think><answer>4</answer>", {"require_answer_tag": True}, None),

@@ -93,6 +93,22 @@ class Verifier(Protocol):
     def verify(self, candidate: Candidate) -> Verdict: ...
 
 
+class PartialVerifier(Verifier, Protocol):
+    """A sample verifier that can also judge a sample while the teacher is still writing it, so that
+    the worker stops paying for one already lost (the job's ``abort_early``).
+
+    ``verify_partial`` gets the sample so far (``finish_reason`` None, ``completion_tokens`` so far)
+    and ``seen``, how many characters of its ``completion`` earlier calls saw, so that a check may
+    look at what is new. It returns None to go on, or a rejection, and only when every continuation
+    of the text would get that rejection from ``verify``: an early check must never reject a sample
+    that the full check would accept. It runs in the worker's event loop every few dozen tokens, so
+    it must be quick (a call that takes over 50 ms turns it off in that worker) and must not raise
+    (an exception only means "go on"). The aborted sample is stored, truncated, with that verdict
+    and ``aborted_at_token`` in its details."""
+
+    def verify_partial(self, candidate: Candidate, seen: int) -> Verdict | None: ...
+
+
 class GroupVerifier(Protocol):
     """A pure check of all of a prompt's samples at once (``kind = "group"``), such as a majority
     vote: one verdict per candidate, in order. Runs in the pool once a round's samples are in, over

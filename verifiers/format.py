@@ -13,6 +13,11 @@ NAME = "format"
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
+def _after_answer(after: str) -> str:
+    """What follows the first ``</answer>`` (nothing when there is none)."""
+    return after.partition("</answer>")[2]
+
+
 class FormatOptions(BaseModel):
     """``require_answer_tag``: insist on ``<answer>…</answer>`` rather than R1's plain answer.
     ``allow_missing_open_tag``: accept a completion that starts inside the think block, as when the
@@ -51,15 +56,27 @@ class FormatVerifier:
             return Verdict.reject(NAME, "empty_think")
         return self._check_answer(after)
 
+    def verify_partial(self, candidate: Candidate, seen: int) -> Verdict | None:
+        """A second think tag, or text after a closed answer, can only stay: rejected as the full
+        check would (unless a fault it ranks first comes later, such as a second ``</think>``)."""
+        text = candidate.completion
+        opens, closes = text.count("<think>"), text.count("</think>")
+        if opens > 1 or closes > 1:
+            return Verdict.reject(NAME, "repeated_think", opens=opens, closes=closes)
+        after = text.partition("</think>")[2] if closes else ""
+        if _after_answer(after).strip():
+            return Verdict.reject(NAME, "text_after_answer")
+        return None
+
     def _check_answer(self, after: str) -> Verdict:
         if "<answer>" in after or "</answer>" in after:
+            if _after_answer(after).strip():
+                return Verdict.reject(NAME, "text_after_answer")
             blocks = _ANSWER_BLOCK.findall(after)
             if len(blocks) != 1 or after.count("<answer>") != 1:
                 return Verdict.reject(NAME, "malformed_answer_tag")
             if not blocks[0].strip():
                 return Verdict.reject(NAME, "empty_answer")
-            if after.split("</answer>", 1)[1].strip():
-                return Verdict.reject(NAME, "text_after_answer")
             return Verdict.accept(template="answer_tag")
         if self.options.require_answer_tag:
             return Verdict.reject(NAME, "missing_answer_tag")

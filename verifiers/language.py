@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from dataclasses import replace
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,9 @@ _REMOVE = re.compile(
     r"|</?(?:think|answer)>",
     re.DOTALL,
 )
+# What closes every span ``_REMOVE`` can leave open at a line break: display maths, \\[ \\], \\( \\),
+# a command's braces, then a code fence last (it would swallow the others).
+_CLOSERS = "$$\\]\\)}```"
 _QUOTED = re.compile(r"[\"“«「『]([^\"”»」』\n]{1,40})[\"”»」』]")
 _ASCII_WORD = re.compile(r"[A-Za-z]{2,}")
 _UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_]+", re.UNICODE)
@@ -145,6 +149,19 @@ class LanguageMixVerifier:
         if script_of(run[0]) in CJK:
             return len(run) >= self.options.min_cjk_run
         return len(run) >= self.options.min_word_run
+
+    def verify_partial(self, candidate: Candidate, seen: int) -> Verdict | None:
+        """The full check on the text up to its last line break, once that text is settled: no code
+        block, display maths or command argument left open that a later closing mark would remove."""
+        text = candidate.completion
+        cut = text.rfind("\n") + 1
+        if cut <= 0:
+            return None
+        settled = text[:cut]
+        if prose_units(settled) != prose_units(settled + _CLOSERS):
+            return None
+        verdict = self.verify(replace(candidate, completion=settled))
+        return None if verdict.accepted else verdict
 
     def verify(self, candidate: Candidate) -> Verdict:
         language: str = self.options.language

@@ -69,3 +69,26 @@ class LengthVerifier:
             if code:
                 return Verdict.reject(NAME, prefix + code, **details)
         return Verdict.accept(**details)
+
+    def verify_partial(self, candidate: Candidate, seen: int) -> Verdict | None:
+        """Past a maximum of tokens, characters or think characters: counts that only grow. (A sample
+        that would have run into the request's ``max_tokens`` gets ``too_long`` here, where the full
+        check, seeing it cut off, would say ``truncated``.)"""
+        o = self.options
+        think_chars = len(candidate.think or "")
+        if candidate.think is not None and "</think>" not in candidate.completion:
+            think_chars -= len("</think>") - 1  # the text may end in a closing tag's first characters
+        checks = (
+            ("", candidate.completion_tokens, o.max_tokens),
+            ("", len(candidate.completion), o.max_chars),
+            ("think_", think_chars, o.max_think_chars),
+        )
+        for prefix, value, high in checks:
+            if high is not None and value > high:
+                return Verdict.reject(
+                    NAME,
+                    prefix + "too_long",
+                    tokens=candidate.completion_tokens,
+                    chars=len(candidate.completion),
+                )
+        return None

@@ -21,6 +21,7 @@ from service.soft_labels import pack
 from verifiers.base import Candidate
 from verifiers.runner import VerifierRunner
 from workers.commit import Committer
+from workers.early_abort import PartialChecks
 from workers.reasoning import split_completion
 from workers.teacher import ChatResult, backoff_delay
 from workers.teachers import Teachers, TeacherTarget, target_from_teacher
@@ -43,6 +44,7 @@ class JobPlan:
     stop_after_accepted: int | None = None
     top_logprobs: int | None = None  # soft labels: the teacher's top-k log-probabilities per token
     refused: str | None = None  # why this worker's policy forbids the job's teacher (no key was read)
+    early_checks: PartialChecks | None = None  # abort_early: stream each sample past these checks
 
     def still_wanted(self, samples: list[NewSample]) -> int:
         """How many samples to ask for next: the rest of ``n``, or with early stop only as many as
@@ -80,6 +82,7 @@ class JobPlan:
             stop_after_accepted=spec.get("stop_after_accepted"),
             top_logprobs=(spec.get("soft_labels") or {}).get("top_k"),
             refused=f"refused by this worker: {refusal.field}: {refusal.message}" if refusal else None,
+            early_checks=PartialChecks.of(spec["verifiers"]) if spec.get("abort_early") else None,
         )
 
 
@@ -108,7 +111,9 @@ def to_samples(
     task: ClaimedTask, messages: list[dict[str, str]], result: ChatResult, first_index: int = 0
 ) -> tuple[list[NewSample], list[Candidate]]:
     splits = [split_completion(c.content, c.reasoning) for c in result.choices]
-    if all(c.soft_labels is not None for c in result.choices):  # per-token labels: exact counts
+    if all(c.tokens is not None for c in result.choices):  # streamed one by one: exact counts
+        tokens = [c.tokens or 0 for c in result.choices]
+    elif all(c.soft_labels is not None for c in result.choices):  # per-token labels: exact counts
         tokens = [len(c.soft_labels) for c in result.choices if c.soft_labels is not None]
     else:
         tokens = apportion(result.completion_tokens, [len(s.completion) for s in splits])
@@ -117,21 +122,31 @@ def to_samples(
         index = first_index + choice.index
         samples.append(NewSample(index, split.completion, split.answer, choice.finish_reason, used))
         candidates.append(
-            Candidate(
+            replace(
+                task_candidate(task, messages, index),
                 completion=split.completion,
                 think=split.think,
                 answer=split.answer,
                 finish_reason=choice.finish_reason,
                 completion_tokens=used,
-                messages=tuple(messages),
-                reference=task.reference,
-                tests=task.tests,
-                prompt_id=task.prompt_id,
-                metadata=task.metadata,
-                sample_index=index,
             )
         )
     return samples, candidates
+
+
+def task_candidate(task: ClaimedTask, messages: list[dict[str, str]], index: int) -> Candidate:
+    """What verifiers know of sample ``index`` before its text: the task's side of the candidate."""
+    return Candidate(
+        completion="",
+        think=None,
+        answer=None,
+        messages=tuple(messages),
+        reference=task.reference,
+        tests=task.tests,
+        prompt_id=task.prompt_id,
+        metadata=task.metadata,
+        sample_index=index,
+    )
 
 
 @dataclass
@@ -208,13 +223,12 @@ class TaskProcessor:
         drawn: list[NewSample] = []  # with their own verdicts
         candidates: list[Candidate] = []
         samples: list[NewSample] = []  # with the group verdicts over all drawn so far, too
-        prompt_tokens = rounds = 0
+        prompt_tokens = 0
         try:
             # One request for all n samples; with early stop, rounds asking only for the accepted
             # samples still missing, until there are enough or n were drawn.
             while (count := plan.still_wanted(samples)) > 0:
-                result = await self._request(task, plan, messages, count, round_number=rounds)
-                rounds += 1
+                result = await self._request(task, plan, messages, count, first_index=len(drawn))
                 new, new_candidates = await self._verified(task, plan, messages, result, len(drawn))
                 drawn, candidates = drawn + new, candidates + new_candidates
                 samples = await self._grouped(plan, drawn, candidates)
@@ -242,23 +256,55 @@ class TaskProcessor:
         return "done"
 
     async def _request(
-        self, task: ClaimedTask, plan: JobPlan, messages: list[dict[str, str]], count: int, round_number: int
+        self, task: ClaimedTask, plan: JobPlan, messages: list[dict[str, str]], count: int, first_index: int
     ) -> ChatResult:
-        """One teacher request for ``count`` samples, holding a request slot only while it is out."""
+        """``count`` samples from ``first_index`` on, holding a request slot only while they are out:
+        one request for all of them, or with ``abort_early`` one stream each."""
         sampling = dict(plan.sampling)
-        if "seed" in sampling:  # each round its own seed, the same on a retry of the task
-            sampling["seed"] = (task_seed(sampling["seed"], task.prompt_id) + round_number) & 0x7FFFFFFF
+        # Sample i is seeded seed + i, the same on a retry of the task, as vLLM seeds the i-th choice of
+        # a request: one request of n, or n requests of one, draw the same samples.
+        seed = task_seed(sampling["seed"], task.prompt_id) + first_index if "seed" in sampling else None
         self.awaiting_reply.add(task.id)
         claimed = time.perf_counter()
         async with self._request_slots:
             sent = time.perf_counter()
             try:
-                return await self.teacher.chat(plan.teacher, messages, sampling, count, plan.top_logprobs)
+                if plan.early_checks is None:
+                    if seed is not None:
+                        sampling["seed"] = seed & 0x7FFFFFFF
+                    return await self.teacher.chat(plan.teacher, messages, sampling, count, plan.top_logprobs)
+                samplings = [
+                    dict(sampling, seed=(seed + i) & 0x7FFFFFFF) if seed is not None else sampling
+                    for i in range(count)
+                ]
+                return await self._streams(task, plan, messages, samplings, first_index)
             finally:
                 self._replied(task.id)
                 self.times.queued_s += sent - claimed
                 self.times.request_s += time.perf_counter() - sent
                 self.times.requests += 1
+
+    async def _streams(
+        self,
+        task: ClaimedTask,
+        plan: JobPlan,
+        messages: list[dict[str, str]],
+        samplings: list[dict[str, Any]],
+        first_index: int,
+    ) -> ChatResult:
+        """A stream of its own per sample (``samplings``: each one's settings), watched by the job's
+        early checks. The prompt's tokens are counted once, as for one request of n: the server's
+        prefix cache holds it for the others."""
+        checks = plan.early_checks
+        assert checks is not None
+
+        async def one(offset: int) -> ChatResult:
+            watch = checks.watch(task_candidate(task, messages, first_index + offset))
+            return await self.teacher.stream(plan.teacher, messages, samplings[offset], watch)
+
+        results = await asyncio.gather(*(one(offset) for offset in range(len(samplings))))
+        choices = [replace(r.choices[0], index=offset) for offset, r in enumerate(results)]
+        return ChatResult(choices, results[0].prompt_tokens, sum(r.completion_tokens for r in results))
 
     async def _verified(
         self,
@@ -271,7 +317,10 @@ class TaskProcessor:
         """A reply's samples with the verdicts of their own (sample and model verifiers)."""
         samples, candidates = to_samples(task, messages, result, first_index)
         started = time.perf_counter()
-        verdicts = await self.verification.each(plan.verifiers, candidates, self._replies_awaited)
+        # An aborted sample keeps the verdict that ended it: the rest would judge a cut-off text.
+        whole = [c for c, choice in zip(candidates, result.choices, strict=True) if choice.aborted is None]
+        judged = iter(await self.verification.each(plan.verifiers, whole, self._replies_awaited))
+        verdicts = [[choice.aborted] if choice.aborted else next(judged) for choice in result.choices]
         self.times.verify_s += time.perf_counter() - started
         kept = []
         for drawn, named, choice in zip(samples, verdicts, result.choices, strict=True):

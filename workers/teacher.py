@@ -12,15 +12,23 @@ a redirect points to was not.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from service.errors import TeacherRejected, TeacherUnavailable
 from service.soft_labels import SoftLabels, from_openai
+from verifiers.base import NamedVerdict
+
+if TYPE_CHECKING:
+    from workers.early_abort import StreamWatch
+
+ABORTED = "abort"  # the finish reason of an aborted sample, as vLLM reports an aborted request
 
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 DEFAULT_MAX_RETRIES = 4
@@ -42,6 +50,8 @@ class Choice:
     reasoning: str | None
     finish_reason: str | None
     soft_labels: SoftLabels | None = None
+    tokens: int | None = None  # this choice's own tokens, where the teacher counted them apart
+    aborted: NamedVerdict | None = None  # the early check that ended its stream
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,67 @@ class TeacherClient:
                 "return_tokens_as_token_ids": True,
                 "return_token_ids": True,
             }
+
+        async def read(resp: aiohttp.ClientResponse) -> ChatResult:
+            return _parse(await resp.json(content_type=None), top_logprobs)
+
+        return await self._send(endpoint, payload, read)
+
+    async def stream(
+        self,
+        endpoint: TeacherEndpoint,
+        messages: list[dict[str, str]],
+        sampling: dict[str, Any],
+        watch: StreamWatch,
+    ) -> ChatResult:
+        """One completion, streamed, each chunk handed to ``watch``; the stream is closed as soon as
+        the watch rejects the sample (vLLM aborts the request of a closed connection). Tokens come
+        from vLLM's usage on every chunk (``continuous_usage_stats``), so an aborted sample's count is
+        the tokens that reached the worker; a server without it is counted one token a chunk."""
+        payload = {
+            "model": endpoint.model,
+            "messages": messages,
+            "n": 1,
+            **sampling,
+            "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+        }
+
+        async def read(resp: aiohttp.ClientResponse) -> ChatResult:
+            watch.restart()
+            prompt_tokens, finish_reason, chunks = 0, None, 0
+            async for line in resp.content:
+                data = line[5:].strip() if line.startswith(b"data:") else b""
+                if data == b"[DONE]":
+                    break
+                chunk = json.loads(data) if data else {}
+                if "error" in chunk:
+                    raise ValueError(f"the stream broke off: {_error_text(chunk, 500)}")
+                usage = chunk.get("usage") or {}
+                prompt_tokens = int(usage.get("prompt_tokens") or prompt_tokens)
+                if usage.get("completion_tokens") is not None:
+                    watch.tokens = int(usage["completion_tokens"])
+                for choice in chunk.get("choices") or ():
+                    chunks += 1
+                    delta = choice.get("delta") or {}
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                    tokens = int(usage.get("completion_tokens") or chunks)
+                    if watch.add(delta.get("content"), reasoning, tokens) is not None:
+                        resp.close()
+                        return _streamed(watch, prompt_tokens, ABORTED)
+            return _streamed(watch, prompt_tokens, finish_reason)
+
+        return await self._send(endpoint, payload, read)
+
+    async def _send(
+        self,
+        endpoint: TeacherEndpoint,
+        payload: dict[str, Any],
+        read: Callable[[aiohttp.ClientResponse], Awaitable[ChatResult]],
+    ) -> ChatResult:
+        """Post a completion request, retrying what may succeed later; ``read`` reads a 200 reply (a
+        fault while it reads is retried like one before it)."""
         headers = endpoint.headers
         last_error = ""
         for attempt in range(endpoint.max_retries + 1):
@@ -169,10 +240,11 @@ class TeacherClient:
                 ) as resp:
                     if 300 <= resp.status < 400:
                         raise TeacherRejected(f"{base}: HTTP {resp.status}: redirects are not followed")
-                    body = await resp.json(content_type=None)
                     if resp.status == 200:
+                        result = await read(resp)
                         self.health.succeeded(base)
-                        return _parse(body, top_logprobs)
+                        return result
+                    body = await resp.json(content_type=None)
                     last_error = f"{base}: {_error_text(body, resp.status)}"
                     if resp.status not in RETRYABLE_STATUS:
                         raise TeacherRejected(last_error, status=resp.status)
@@ -225,6 +297,13 @@ class TeacherClient:
                 self.health.succeeded(base)
                 return True
         return False
+
+
+def _streamed(watch: StreamWatch, prompt_tokens: int, finish_reason: str | None) -> ChatResult:
+    """A streamed sample as a one-choice reply, with its own token count and what aborted it."""
+    content, reasoning = watch.text
+    choice = Choice(0, content, reasoning, finish_reason, tokens=watch.tokens, aborted=watch.verdict)
+    return ChatResult([choice], prompt_tokens, watch.tokens)
 
 
 def _parse(body: dict[str, Any], top_logprobs: int | None = None) -> ChatResult:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.teacher import ChatResult, TeacherClient, TeacherEndpoint
 from workers.vllm_engine import EngineSpec, VllmEngines
+
+if TYPE_CHECKING:
+    from workers.early_abort import StreamWatch
 
 TeacherTarget = TeacherEndpoint | EngineSpec
 
@@ -41,6 +44,18 @@ class Teachers:
         if isinstance(target, EngineSpec):
             return await self.engines.chat(target, messages, sampling, n, top_logprobs)
         return await self.http.chat(target, messages, sampling, n, top_logprobs)
+
+    async def stream(
+        self,
+        target: TeacherTarget,
+        messages: list[dict[str, str]],
+        sampling: dict[str, Any],
+        watch: StreamWatch,
+    ) -> ChatResult:
+        """One completion, streamed past ``watch``, which may end it early (``workers/early_abort.py``)."""
+        if isinstance(target, EngineSpec):
+            return await self.engines.stream(target, messages, sampling, watch)
+        return await self.http.stream(target, messages, sampling, watch)
 
     async def reachable(self, target: TeacherTarget) -> bool:
         if isinstance(target, EngineSpec):

@@ -15,12 +15,16 @@ import inspect
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
 from service.soft_labels import from_engine
-from workers.teacher import ChatResult, Choice
+from workers.teacher import ABORTED, ChatResult, Choice
+
+if TYPE_CHECKING:
+    from workers.early_abort import StreamWatch
 
 log = logging.getLogger(__name__)
 
@@ -115,33 +119,12 @@ class VllmEngines:
         top_logprobs: int | None = None,
     ) -> ChatResult:
         """``n`` completions of one conversation, in the same shape as an HTTP teacher's reply."""
-        engine = await self._engine(spec)  # imports vLLM (in a thread) the first time
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-        from vllm.v1.engine.exceptions import EngineDeadError
-
-        tokenizer = engine.get_tokenizer()
-        if inspect.isawaitable(tokenizer):  # older vLLM releases
-            tokenizer = await tokenizer
-        try:
-            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            prompt_ids = tokenizer.encode(text, add_special_tokens=False)
-            params = SamplingParams(
-                n=n, output_kind=RequestOutputKind.FINAL_ONLY, logprobs=top_logprobs, **sampling
-            )
-        except (TypeError, ValueError) as exc:
-            raise TeacherRejected(f"vLLM engine refused the request: {exc}", status=400) from exc
+        engine, prompt_ids, params = await self._prepared(
+            spec, messages, dict(sampling, n=n, logprobs=top_logprobs), "FINAL_ONLY"
+        )
         final = None
-        try:
-            async for output in engine.generate(
-                {"prompt_token_ids": prompt_ids}, params, request_id=uuid.uuid4().hex
-            ):
-                final = output
-        except EngineDeadError as exc:
-            self._discard(spec, engine)
-            raise TeacherUnavailable(f"the vLLM engine for {spec.model!r} died: {exc}") from exc
-        except ValueError as exc:  # e.g. the prompt is longer than the model's context
-            raise TeacherRejected(f"vLLM engine refused the request: {exc}", status=400) from exc
+        async for output in self._generate(spec, engine, prompt_ids, params, uuid.uuid4().hex):
+            final = output
         if final is None:
             raise TeacherUnavailable("the vLLM engine returned no output")
         outputs = sorted(final.outputs, key=lambda o: o.index)
@@ -159,6 +142,64 @@ class VllmEngines:
             len(prompt_ids),
             sum(len(o.token_ids) for o in outputs),
         )
+
+    async def stream(
+        self, spec: EngineSpec, messages: list[dict[str, str]], sampling: dict[str, Any], watch: StreamWatch
+    ) -> ChatResult:
+        """One completion as the engine writes it, each step's new text handed to ``watch``; the
+        request is aborted as soon as the watch rejects the sample. Tokens are counted exactly."""
+        engine, prompt_ids, params = await self._prepared(spec, messages, dict(sampling, n=1), "DELTA")
+        request_id = uuid.uuid4().hex
+        watch.restart()
+        finish_reason, tokens = None, 0
+        async for output in self._generate(spec, engine, prompt_ids, params, request_id):
+            delta = output.outputs[0]
+            tokens += len(delta.token_ids)
+            finish_reason = delta.finish_reason or finish_reason
+            if watch.add(delta.text, None, tokens) is not None:
+                await engine.abort(request_id)
+                finish_reason = ABORTED
+                break
+        content, _ = watch.text
+        choice = Choice(0, content, None, finish_reason, tokens=tokens, aborted=watch.verdict)
+        return ChatResult([choice], len(prompt_ids), tokens)
+
+    async def _prepared(
+        self, spec: EngineSpec, messages: list[dict[str, str]], sampling: dict[str, Any], output_kind: str
+    ) -> tuple[Any, list[int], Any]:
+        """The engine, the chat-templated prompt's token ids, and the request's sampling parameters
+        (``output_kind``: vLLM's ``RequestOutputKind`` by name, whole replies or deltas)."""
+        engine = await self._engine(spec)  # imports vLLM (in a thread) the first time
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        tokenizer = engine.get_tokenizer()
+        if inspect.isawaitable(tokenizer):  # older vLLM releases
+            tokenizer = await tokenizer
+        try:
+            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            prompt_ids = tokenizer.encode(text, add_special_tokens=False)
+            params = SamplingParams(output_kind=RequestOutputKind[output_kind], **sampling)
+        except (TypeError, ValueError) as exc:
+            raise TeacherRejected(f"vLLM engine refused the request: {exc}", status=400) from exc
+        return engine, prompt_ids, params
+
+    async def _generate(
+        self, spec: EngineSpec, engine: Any, prompt_ids: list[int], params: Any, request_id: str
+    ) -> AsyncIterator[Any]:
+        """The engine's outputs for one request, its faults as the teacher errors a task handles."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            async for output in engine.generate(
+                {"prompt_token_ids": prompt_ids}, params, request_id=request_id
+            ):
+                yield output
+        except EngineDeadError as exc:
+            self._discard(spec, engine)
+            raise TeacherUnavailable(f"the vLLM engine for {spec.model!r} died: {exc}") from exc
+        except ValueError as exc:  # e.g. the prompt is longer than the model's context
+            raise TeacherRejected(f"vLLM engine refused the request: {exc}", status=400) from exc
 
     async def reachable(self, spec: EngineSpec) -> bool:
         """A dead engine is dropped, so the next task starts a fresh one: worth resuming the job for."""

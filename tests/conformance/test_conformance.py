@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import numpy as np
 import pytest
 
 from service.errors import TeacherUnavailable
 from tests.conformance.conftest import TeacherUnderTest
 from tests.fault_proxy import FaultProxy
+from verifiers.base import Candidate, Verdict
+from workers.early_abort import PartialChecks
 from workers.reasoning import split_completion
 from workers.teacher import TeacherEndpoint
 
@@ -113,3 +116,54 @@ def test_a_dead_engine_is_noticed(teacher: TeacherUnderTest) -> None:
         assert not teacher.reachable()
     else:
         assert "died" in str(raised.value)
+
+
+class _StopAt:
+    """A partial check that rejects every sample once it has ``tokens`` tokens: to test the abort path
+    itself, whatever the model writes."""
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+
+    def verify_partial(self, candidate: Candidate, seen: int) -> Verdict | None:
+        return Verdict.reject("stop", "enough") if candidate.completion_tokens >= self.tokens else None
+
+
+def _running(teacher: TeacherUnderTest) -> int:
+    """Sequences the teacher's engine is running: its own count for each kind."""
+    if teacher.http_base is None:
+        engine = teacher.loop.run(teacher.teachers.engines._engine(teacher.target))  # type: ignore[arg-type]
+        return int(engine.output_processor.get_num_unfinished_requests())
+    root = teacher.http_base.removesuffix("/v1")
+    if teacher.kind == "standin":
+        return int(httpx.get(f"{root}/tracemill/stats").json()["running"])
+    metrics = httpx.get(f"{root}/metrics").text
+    lines = [line for line in metrics.splitlines() if line.startswith("vllm:num_requests_running")]
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in lines))
+
+
+def test_a_stream_stops_where_a_check_rejects_frees_its_sequence_and_counts_exactly(
+    teacher: TeacherUnderTest,
+) -> None:
+    stopper = PartialChecks((("stop", _StopAt(20)),))
+    sampling = {**SAMPLING, "seed": 3, "max_tokens": 400, "ignore_eos": True}
+    watch = stopper.watch(Candidate("", None, None, messages=tuple(QUESTION)))
+    result = teacher.loop.run(teacher.teachers.stream(teacher.target, QUESTION, sampling, watch))
+    choice = result.choices[0]
+    assert choice.finish_reason == "abort" and choice.aborted is not None
+    assert (
+        choice.aborted.reason == "stop:enough" and choice.aborted.details["aborted_at_token"] == choice.tokens
+    )
+    assert 20 <= choice.tokens == result.completion_tokens < 400 and (choice.content or choice.reasoning)
+    deadline = time.monotonic() + 30
+    while _running(teacher) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _running(teacher) == 0  # the aborted sequence left the engine
+    # Whole streams count their tokens as the reply to the same request does.
+    whole = PartialChecks((("stop", _StopAt(10_000)),)).watch(Candidate("", None, None))
+    short = {**SAMPLING, "seed": 3, "max_tokens": 24, "ignore_eos": True}
+    streamed = teacher.loop.run(teacher.teachers.stream(teacher.target, QUESTION, short, whole))
+    replied = teacher.chat(QUESTION, short, n=1)
+    assert streamed.choices[0].finish_reason == replied.choices[0].finish_reason == "length"
+    assert streamed.completion_tokens == replied.completion_tokens == 24
+    assert streamed.prompt_tokens == replied.prompt_tokens
