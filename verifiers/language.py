@@ -155,21 +155,25 @@ class LanguageMixVerifier:
         block, display maths or command argument left open that a later closing mark would remove."""
         text = candidate.completion
         cut = text.rfind("\n") + 1
-        if cut <= 0:
-            return None
+        if cut <= 0 or (text.isascii() and "latin" in SCRIPTS_OF[self._language(candidate)]):
+            return None  # ASCII prose in a Latin-script language has no foreign run, nor will this part
         settled = text[:cut]
         if prose_units(settled) != prose_units(settled + _CLOSERS):
             return None
         verdict = self.verify(replace(candidate, completion=settled))
         return None if verdict.accepted else verdict
 
-    def verify(self, candidate: Candidate) -> Verdict:
+    def _language(self, candidate: Candidate) -> str:
         language: str = self.options.language
         if language == "auto" and candidate.extra.get("language") in SCRIPTS_OF:
             language = candidate.extra["language"]  # the row's own, where its source gives one
         elif language == "auto":
             prompt = "\n".join(m.get("content", "") for m in candidate.messages if m.get("role") == "user")
             language = detect(prompt)
+        return language
+
+    def verify(self, candidate: Candidate) -> Verdict:
+        language = self._language(candidate)
         units = prose_units(candidate.completion)
         runs = foreign_runs(units, SCRIPTS_OF[language])
         foreign = sum(len(r) for r in runs)
