@@ -61,15 +61,8 @@ async def stream_chat(
         if not pieces:
             await response.write(chunk({"content": tail}, finish_reason, 0))
         if include_usage:
-            usage = {
-                "id": chunk_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": config.model,
-            }
-            await response.write(
-                _event({**usage, "choices": [], "usage": _usage(prompt_tokens, count_tokens(text))})
-            )
+            usage = _usage(prompt_tokens, count_tokens(text))
+            await response.write(_event({**envelope, "choices": [], "usage": usage}))
         await response.write(_event("[DONE]"))
         await response.write_eof()
     except ConnectionResetError:  # the client closed the stream: its sequence has left the engine

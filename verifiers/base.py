@@ -102,7 +102,7 @@ class PartialVerifier(Verifier, Protocol):
     look at what is new. It returns None to go on, or a rejection, and only when every continuation
     of the text would get that rejection from ``verify``: an early check must never reject a sample
     that the full check would accept. It runs in the worker's event loop every few dozen tokens, so
-    it must be quick (a call that takes over 50 ms turns it off in that worker) and must not raise
+    it must be quick (a third call over 50 ms of CPU turns it off in that worker) and must not raise
     (an exception only means "go on"). The aborted sample is stored, truncated, with that verdict
     and ``aborted_at_token`` in its details."""
 

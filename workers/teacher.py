@@ -15,7 +15,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -195,11 +195,10 @@ class TeacherClient:
         async def read(resp: aiohttp.ClientResponse) -> ChatResult:
             watch.restart()
             prompt_tokens, finish_reason, chunks = 0, None, 0
-            async for line in resp.content:
-                data = line[5:].strip() if line.startswith(b"data:") else b""
+            async for data in _events(resp):
                 if data == b"[DONE]":
                     break
-                chunk = json.loads(data) if data else {}
+                chunk = json.loads(data)
                 if "error" in chunk:
                     raise ValueError(f"the stream broke off: {_error_text(chunk, 500)}")
                 usage = chunk.get("usage") or {}
@@ -297,6 +296,19 @@ class TeacherClient:
                 self.health.succeeded(base)
                 return True
         return False
+
+
+async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of a server-sent-events body, from reads of whatever arrived (one await
+    per read, not per line: a stream's events come many to a read)."""
+    pending = b""
+    async for received in resp.content.iter_any():
+        pending += received
+        *events, pending = pending.split(b"\n\n")
+        for event in events:
+            for line in event.splitlines():
+                if line.startswith(b"data:"):
+                    yield line[5:].strip()
 
 
 def _streamed(watch: StreamWatch, prompt_tokens: int, finish_reason: str | None) -> ChatResult:
