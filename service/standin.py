@@ -237,8 +237,7 @@ class Standin:
         if body.get("stream") and kind == "chat.completion":
             return await self._stream(request, body, prompt, arrived)
         outputs, prompt_tokens = await self._generate(body, prompt)
-        if len(self.intervals) < MAX_INTERVALS:
-            self.intervals.append((arrived, time.monotonic()))
+        self._answered(arrived)
         choices = [choice_of(i, text, reason, body) for i, (text, reason) in enumerate(outputs)]
         used = sum(count_tokens(text) for text, _ in outputs)
         return web.json_response(self._envelope(kind, choices, prompt_tokens, used))
@@ -250,9 +249,13 @@ class Standin:
             return _error(400, "the stand-in streams one choice per request: send n=1")
         sample = self._sample(prompt, self._seed(body), body.get("max_tokens", 16))
         response = await stream_chat(request, body, sample, count_tokens(prompt), self)
+        self._answered(arrived)
+        return response
+
+    def _answered(self, arrived: float) -> None:
+        """Note a completion request's arrival and reply times (``/tracemill/stats``)."""
         if len(self.intervals) < MAX_INTERVALS:
             self.intervals.append((arrived, time.monotonic()))
-        return response
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         def prompt_of(body: dict[str, Any]) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import replace
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -155,12 +154,13 @@ class LanguageMixVerifier:
         block, display maths or command argument left open that a later closing mark would remove."""
         text = candidate.completion
         cut = text.rfind("\n") + 1
-        if cut <= 0 or (text.isascii() and "latin" in SCRIPTS_OF[self._language(candidate)]):
+        language = self._language(candidate)
+        if cut <= 0 or (text.isascii() and "latin" in SCRIPTS_OF[language]):
             return None  # ASCII prose in a Latin-script language has no foreign run, nor will this part
-        settled = text[:cut]
-        if prose_units(settled) != prose_units(settled + _CLOSERS):
+        units = prose_units(text[:cut])
+        if units != prose_units(text[:cut] + _CLOSERS):
             return None
-        verdict = self.verify(replace(candidate, completion=settled))
+        verdict = self._judge(units, language)
         return None if verdict.accepted else verdict
 
     def _language(self, candidate: Candidate) -> str:
@@ -173,8 +173,10 @@ class LanguageMixVerifier:
         return language
 
     def verify(self, candidate: Candidate) -> Verdict:
-        language = self._language(candidate)
-        units = prose_units(candidate.completion)
+        return self._judge(prose_units(candidate.completion), self._language(candidate))
+
+    def _judge(self, units: list[str], language: str) -> Verdict:
+        """The verdict on a text's prose units, read in ``language``."""
         runs = foreign_runs(units, SCRIPTS_OF[language])
         foreign = sum(len(r) for r in runs)
         share = round(foreign / len(units), 4) if units else 0.0

@@ -203,15 +203,17 @@ class TeacherClient:
                     raise ValueError(f"the stream broke off: {_error_text(chunk, 500)}")
                 usage = chunk.get("usage") or {}
                 prompt_tokens = int(usage.get("prompt_tokens") or prompt_tokens)
-                if usage.get("completion_tokens") is not None:
-                    watch.tokens = int(usage["completion_tokens"])
+                counted = usage.get("completion_tokens")
+                if counted is not None:  # also on the last chunk, which has the usage and no choice
+                    watch.tokens = int(counted)
                 for choice in chunk.get("choices") or ():
-                    chunks += 1
                     delta = choice.get("delta") or {}
                     finish_reason = choice.get("finish_reason") or finish_reason
+                    content = delta.get("content")
                     reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-                    tokens = int(usage.get("completion_tokens") or chunks)
-                    if watch.add(delta.get("content"), reasoning, tokens) is not None:
+                    chunks += bool(content or reasoning)  # the first chunk only names the role
+                    tokens = int(counted) if counted is not None else chunks
+                    if watch.add(content, reasoning, tokens) is not None:
                         resp.close()
                         return _streamed(watch, prompt_tokens, ABORTED)
             return _streamed(watch, prompt_tokens, finish_reason)
