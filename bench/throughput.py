@@ -10,7 +10,9 @@ One stand-in teacher per regime, modelling a continuous-batching engine (``servi
 
 For each regime and database, with the same prompts, seeds, ``n`` and requests in flight:
 (a) the ceiling: a bare asyncio client (aiohttp, the fastest Python client measured here; httpx's
-    ceiling is lower) that keeps the requests out and discards the replies;
+    ceiling is lower) that keeps the requests out and discards the replies; with ``--abort-early``,
+    a streaming client that sends each sample as a request of its own and parses its events, as the
+    workers then do, so that the ratio is the pipeline's and not the cost of streaming itself;
 (b) the pipeline: a job over HTTP to ``tracemill serve``, claimed by workers (one on SQLite, four on
     PostgreSQL), verified (format, math, langmix), committed, written to shards; timed until the
     job is done, its last shard included.
@@ -199,15 +201,40 @@ def in_flight_share(teacher_url: str, level: int) -> tuple[float, float, float]:
     return (busy / (end - start) / level if end > start else 1.0), start, max(b for _, b in intervals)
 
 
-async def _bare(teacher_url: str, regime: Regime) -> Run:
-    """The warm-up round, then the timed one, on one session (so on the same connections)."""
+async def _streamed_usage(response: aiohttp.ClientResponse) -> int:
+    """Read a streamed reply to its end, each event parsed (as any client must, to see the text); the
+    completion tokens of its last usage."""
+    pending, tokens = b"", 0
+    async for received in response.content.iter_any():
+        *events, pending = (pending + received).split(b"\n\n")
+        for event in events:
+            data = event.removeprefix(b"data: ")
+            if data != b"[DONE]":
+                tokens = (json.loads(data).get("usage") or {}).get("completion_tokens", tokens)
+    return int(tokens)
+
+
+async def _bare(teacher_url: str, regime: Regime, streaming: bool) -> Run:
+    """The warm-up round, then the timed one, on one session (so on the same connections). With
+    ``streaming``, each sample is a streamed request of its own (seeded as the i-th choice would be)
+    and a prompt's n streams hold one slot together, as a job with ``abort_early`` sends them."""
     slots = asyncio.Semaphore(regime.in_flight)
     tokens = samples = 0
-    connector = aiohttp.TCPConnector(limit=regime.in_flight * 2)
+    connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one(item: dict[str, str], max_tokens: int) -> None:
+        async def request(body: dict[str, Any]) -> None:
             nonlocal tokens, samples
+            async with session.post(f"{teacher_url}/v1/chat/completions", json=body) as response:
+                if streaming:
+                    used = await _streamed_usage(response)  # not ``tokens += await``: that reads
+                    tokens, samples = tokens + used, samples + 1  # ``tokens`` before the await
+                else:
+                    reply = await response.json()
+                    tokens += reply["usage"]["completion_tokens"]
+                    samples += len(reply["choices"])
+
+        async def one(item: dict[str, str], max_tokens: int) -> None:
             body = {
                 "model": DEFAULT_MODEL,
                 "messages": [{"role": "user", "content": item["prompt"]}],
@@ -217,10 +244,13 @@ async def _bare(teacher_url: str, regime: Regime) -> Run:
                 "max_tokens": max_tokens,
                 "seed": task_seed(SEED, item["id"]),
             }
-            async with slots, session.post(f"{teacher_url}/v1/chat/completions", json=body) as response:
-                reply = await response.json()
-            tokens += reply["usage"]["completion_tokens"]
-            samples += len(reply["choices"])
+            options = {"include_usage": True, "continuous_usage_stats": True}
+            streams = [
+                {**body, "n": 1, "seed": body["seed"] + i, "stream": True, "stream_options": options}
+                for i in range(regime.n)
+            ]
+            async with slots:
+                await asyncio.gather(*map(request, streams if streaming else [body]))
 
         warm_up = prompts(regime.in_flight, prefix="warm-up")
         await asyncio.gather(*(one(item, WARM_UP_MAX_TOKENS) for item in warm_up))
@@ -233,9 +263,9 @@ async def _bare(teacher_url: str, regime: Regime) -> Run:
     return Run(samples, tokens, seconds, client_cpu_s=cpu)
 
 
-def bare_client(teacher_url: str, regime: Regime) -> Run:
-    run = asyncio.run(_bare(teacher_url, regime))
-    share, first, last = in_flight_share(teacher_url, regime.in_flight)
+def bare_client(teacher_url: str, regime: Regime, streaming: bool) -> Run:
+    run = asyncio.run(_bare(teacher_url, regime, streaming))
+    share, first, last = in_flight_share(teacher_url, regime.in_flight * (regime.n if streaming else 1))
     run.in_flight_share, run.teacher_span_s = share, last - first
     return run
 
@@ -357,11 +387,12 @@ def report(label: str, result: Pipeline, ceiling: Run, level: int) -> tuple[floa
         f"ms/task, write {1000 * times['write_s'] / tasks:.1f} ms/task"
     )
     orchestration = cpu["api"] + cpu["workers"] + cpu["database"]
+    receiving = ceiling.client_cpu_s / ceiling.samples  # what reading these replies costs any client
     print(
         f"    cpu: orchestration {1000 * orchestration / samples:.2f} ms/sample (api "
         f"{1000 * cpu['api'] / samples:.2f}, workers {1000 * cpu['workers'] / samples:.2f}, database "
-        f"{1000 * cpu['database'] / samples:.2f}); verifiers "
-        f"{1000 * cpu['verifiers'] / samples:.2f} ms/sample",
+        f"{1000 * cpu['database'] / samples:.2f}), {1000 * (orchestration / samples - receiving):.2f} "
+        f"over the bare client's own; verifiers {1000 * cpu['verifiers'] / samples:.2f} ms/sample",
         flush=True,
     )
     return ratio, 1000 * orchestration / samples
@@ -405,11 +436,12 @@ def main() -> None:
         for name in args.regimes.split(","):
             regime = REGIMES[name]
             regime = Regime(**{**regime.__dict__, "prompts": max(8, int(regime.prompts * args.scale))})
+            level = regime.in_flight * (regime.n if args.abort_early else 1)  # requests, streams each
             with teacher(regime, root) as url:
-                ceiling = bare_client(url, regime)
+                ceiling = bare_client(url, regime, args.abort_early)
                 print(
                     f"{name:<22} (a) {ceiling.samples_per_s:8.1f} samples/s {ceiling.tokens_per_s:11,.0f} "
-                    f"tokens/s  in flight {ceiling.in_flight_share:.3f} of {regime.in_flight}; client cpu "
+                    f"tokens/s  in flight {ceiling.in_flight_share:.3f} of {level}; client cpu "
                     f"{1000 * ceiling.client_cpu_s / ceiling.samples:.2f} ms/sample",
                     flush=True,
                 )
@@ -423,7 +455,7 @@ def main() -> None:
                     result = pipeline(url, regime, url_db, workers, folder, abort_early=args.abort_early)
                     key = f"{name}_{SUMMARY_NAMES[database]}"
                     ratios[key], orchestration[key] = report(
-                        f"{name} {database} x{workers}", result, ceiling, regime.in_flight
+                        f"{name} {database} x{workers}", result, ceiling, level
                     )
                     shares.append(result.run.in_flight_share)
                     if name == "realistic" and database == "sqlite":

@@ -79,7 +79,15 @@ def _field_error(error: Any) -> dict[str, str]:
     Validators that check several fields at once start their message with ``<field>: ``; that part
     extends the location, so every 422 names the very field at fault.
     """
-    field = ".".join(str(part) for part in error["loc"] if part != "body")
+    loc = tuple(error["loc"])
+    if error["type"] == "json_invalid":  # its location is ("body", the character where it broke)
+        reason = (error.get("ctx") or {}).get("error") or "cannot be parsed"
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return {"field": "body", "message": f"invalid JSON{at}: {reason}", "type": "json_invalid"}
+    if loc == ("body",) and error["type"] in ("model_attributes_type", "dict_type", "missing"):
+        got = "nothing" if error["type"] == "missing" else _json_kind(error.get("input"))
+        return {"field": "body", "message": f"expected a JSON object, got {got}", "type": str(error["type"])}
+    field = ".".join(str(part) for part in loc if part != "body")
     message = str(error["msg"]).removeprefix("Value error, ")
     match = _FIELD_PREFIX.match(message)
     if error["type"] == "value_error" and match:
@@ -87,6 +95,17 @@ def _field_error(error: Any) -> dict[str, str]:
         message = match.group(2)
     # "body" itself when the body as a whole is at fault (missing, or not a JSON object).
     return {"field": field or str(error["loc"][0]), "message": message, "type": str(error["type"])}
+
+
+def _json_kind(value: Any) -> str:
+    """What a body that is not a JSON object was, in JSON's words (a form body arrives as text)."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, (str, bytes)):
+        return "a string (a JSON object is sent with Content-Type: application/json)"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return "a number" if isinstance(value, (int, float)) else "something else"
 
 
 def _body_error(message: str) -> JSONResponse:

@@ -269,6 +269,31 @@ def test_malformed_bodies_are_4xx(client: TestClient, content: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b'{"n": 1,\n "x": }', "application/json", "body: invalid JSON at character 15: Expecting value"),
+        (b"[1, 2]", "application/json", "body: expected a JSON object, got an array"),
+        (b"null", "application/json", "body: expected a JSON object, got null"),
+        (b"", "application/json", "body: expected a JSON object, got nothing"),
+        (
+            b"teacher=x&n=2",
+            "application/x-www-form-urlencoded",
+            "body: expected a JSON object, got a string (a JSON object is sent with Content-Type: "
+            "application/json)",
+        ),
+    ],
+)
+def test_a_body_that_is_no_json_object_is_named_as_such(
+    client: TestClient, content: bytes, content_type: str, message: str
+) -> None:
+    for route in ("/v1/jobs", "/v1/exports"):
+        response = client.post(route, content=content, headers={"content-type": content_type})
+        assert response.status_code == 422
+        assert response.json()["message"] == message
+        assert response.json()["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
     ("shards", "finishing", "seconds", "pause"),
     [
         (0, False, 0.002, 2.0),  # a quick pass: the configured interval

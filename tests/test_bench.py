@@ -64,6 +64,11 @@ def test_a_bench_script_runs_small(script: str) -> None:
         assert figures[key] == value, figures
 
 
+def test_the_throughput_bench_runs_streaming_against_a_streaming_client() -> None:
+    figures = _summary("throughput.py", *SMALL["throughput.py"], "--abort-early")
+    assert set(figures) == {"stress_sqlite", "inflight_share"}
+
+
 def test_humaneval_accepts_the_canonical_solutions_and_no_hack(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("bench_humaneval", ROOT / "bench" / "humaneval.py")
     assert spec and spec.loader

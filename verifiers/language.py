@@ -117,6 +117,13 @@ def detect(text: str) -> str:
     return best if counts[best] else "en"
 
 
+@functools.lru_cache(maxsize=256)
+def _prompt_language(prompt: str) -> str:
+    """``detect`` for a prompt, which its samples' checks ask about again and again (each partial
+    check of each of its n samples)."""
+    return detect(prompt)
+
+
 def foreign_runs(units: list[str], allowed: set[str]) -> list[list[str]]:
     """Maximal runs of consecutive units outside the allowed scripts."""
     runs: list[list[str]] = []
@@ -169,7 +176,7 @@ class LanguageMixVerifier:
             language = candidate.extra["language"]  # the row's own, where its source gives one
         elif language == "auto":
             prompt = "\n".join(m.get("content", "") for m in candidate.messages if m.get("role") == "user")
-            language = detect(prompt)
+            language = _prompt_language(prompt)
         return language
 
     def verify(self, candidate: Candidate) -> Verdict:

@@ -71,7 +71,7 @@ class StreamWatch:
         self.reasoning: list[str] | None = None
         self.tokens = 0
         self.verdict: NamedVerdict | None = None
-        self._checked_tokens = 0
+        self._next_check = CHECK_EVERY_TOKENS  # tokens at which the checks run next
         self._seen = 0
 
     def add(self, content: str | None, reasoning: str | None, tokens: int) -> NamedVerdict | None:
@@ -84,9 +84,9 @@ class StreamWatch:
                 self.reasoning = []
             self.reasoning.append(reasoning)
         self.tokens = tokens
-        gap = max(CHECK_EVERY_TOKENS, min(CHECK_AT_MOST_EVERY, self._checked_tokens // 4))
-        if tokens - self._checked_tokens >= gap:
-            self._checked_tokens = tokens
+        if tokens >= self._next_check:
+            gap = max(CHECK_EVERY_TOKENS, min(CHECK_AT_MOST_EVERY, tokens // 4))
+            self._next_check = tokens + gap
             self.verdict = self._check()
         return self.verdict
 

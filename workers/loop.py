@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import time
@@ -56,6 +57,16 @@ EXPIRED_SWEEP_S = 2.0
 def new_owner() -> str:
     """A worker identity that is unique across hosts and restarts."""
     return f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def raise_open_file_limit(wanted: int = 65536) -> None:
+    """Raise the soft limit on open files toward the hard one (as vLLM's server does): streamed
+    samples take a socket each, and 1,024 (a common default) is a few dozen tasks of n=16."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 @dataclass
@@ -182,7 +193,10 @@ class Worker:
     async def run(self) -> WorkerStats:
         """Work until stopped (or, with ``exit_when_idle``, until the queue is empty)."""
         log.info("worker %s started (max_in_flight=%d)", self.owner, self.max_in_flight)
-        connector = aiohttp.TCPConnector(limit=self.max_in_flight * 2)
+        # No cap on connections: the request and judge slots bound them, and a job with abort_early
+        # streams each of a task's n samples on a connection of its own.
+        raise_open_file_limit()
+        connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             teacher = Teachers(TeacherClient(session))
             processor = TaskProcessor(

@@ -7,7 +7,9 @@ generated token; overload (429, 503) retried; a dead engine noticed.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 
 import httpx
 import numpy as np
@@ -19,7 +21,7 @@ from tests.fault_proxy import FaultProxy
 from verifiers.base import Candidate, Verdict
 from workers.early_abort import PartialChecks
 from workers.reasoning import split_completion
-from workers.teacher import TeacherEndpoint
+from workers.teacher import ChatResult, TeacherEndpoint
 
 QUESTION = [{"role": "user", "content": "Compute 6 * 7. Think first, then give the answer."}]
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 48}
@@ -167,3 +169,34 @@ def test_a_stream_stops_where_a_check_rejects_frees_its_sequence_and_counts_exac
     assert streamed.choices[0].finish_reason == replied.choices[0].finish_reason == "length"
     assert streamed.completion_tokens == replied.completion_tokens == 24
     assert streamed.prompt_tokens == replied.prompt_tokens
+
+
+def _prefix_cache_hits(teacher: TeacherUnderTest) -> float:
+    """Prompt tokens the vLLM server found in its prefix cache so far (its Prometheus counter)."""
+    assert teacher.http_base is not None
+    metrics = httpx.get(f"{teacher.http_base.removesuffix('/v1')}/metrics").text
+    lines = [line for line in metrics.splitlines() if line.startswith("vllm:prefix_cache_hits_total")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_streams_of_one_prompt_share_its_prefix_cache(teacher: TeacherUnderTest) -> None:
+    """With abort_early a prompt's n samples are n streams; vLLM's prefix cache computes their shared
+    prompt once, which is why the worker counts its tokens once."""
+    if teacher.kind != "vllm-server":
+        pytest.skip("only the vLLM server reports its prefix cache (the engine kind runs the same engine)")
+    long = [{"role": "user", "content": QUESTION[0]["content"] + " Explain every step in detail." * 60}]
+    sampling = {**SAMPLING, "max_tokens": 8}
+
+    def stream(seed: int) -> Awaitable[ChatResult]:
+        watch = PartialChecks((("stop", _StopAt(10_000)),)).watch(Candidate("", None, None))
+        return teacher.teachers.stream(teacher.target, long, {**sampling, "seed": seed}, watch)
+
+    first = teacher.loop.run(stream(0))  # puts the prompt in the cache
+    before = _prefix_cache_hits(teacher)
+
+    async def siblings() -> list[ChatResult]:
+        return list(await asyncio.gather(*(stream(seed) for seed in (1, 2, 3))))
+
+    results = teacher.loop.run(siblings())
+    assert all(r.prompt_tokens == first.prompt_tokens > 400 for r in results)
+    assert _prefix_cache_hits(teacher) - before >= 3 * first.prompt_tokens // 2
