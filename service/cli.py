@@ -186,6 +186,20 @@ def _prompt_source(args: argparse.Namespace, body: dict[str, Any], skipped: Coun
     return read_preset(Path(args.input), preset, args.split, skipped)
 
 
+def _add_verifier_options(body: dict[str, Any], given: dict[str, Any]) -> None:
+    """``--options NAME=JSON`` into the job's entries for verifier NAME (those of ``--verifier``, the
+    config or the preset), over any options they have; the server checks them as it checks a job's."""
+    entries = body.get("verifiers") or []
+    named = {entry.get("name") for entry in entries if isinstance(entry, dict)}
+    unused = sorted(set(given) - named)
+    if unused:
+        have = ", ".join(sorted(str(n) for n in named)) or "none given: name them with --verifier"
+        raise TracemillError(f"--options for {', '.join(unused)}, which the job's verifiers do not name ({have})")
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("name") in given:
+            entry["options"] = {**(entry.get("options") or {}), **given[entry["name"]]}
+
+
 def _procedural_source(args: argparse.Namespace, body: dict[str, Any]) -> Iterator[Any]:
     """reasoning-gym's prompts, judged by their tasks' own scorers unless the job names verifiers."""
     from service.presets.procedural import procedural_prompts, system_prompt
@@ -205,6 +219,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     body = _job_body(args)
     skipped: Counter[str] = Counter()
     prompts = _prompt_source(args, body, skipped)
+    _add_verifier_options(body, _json_objects("--options", args.options or []))
     client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
     created = client.create_job({**body, "prompts": [], "start": False})
     job_id, page, total = created["id"], [], 0
@@ -508,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--max-tokens", type=int)
     submit.add_argument("--seed", type=int)
     submit.add_argument("--verifier", action="append", help="verifier to apply (repeat)")
+    submit.add_argument(
+        "--options", action="append", metavar="NAME=JSON", help="options for the job's verifier NAME (repeat)"
+    )
     submit.add_argument(
         "--abort-early", action="store_true", help="stream samples and stop each at its first early rejection"
     )

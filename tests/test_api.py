@@ -308,3 +308,12 @@ def test_the_flusher_spends_at_most_a_tenth_of_its_time_on_passes_that_write_not
 ) -> None:
     result = FlushResult(shards=shards, rows=100 * shards, finishing=finishing)
     assert flush_pause(2.0, result, seconds) == pytest.approx(pause)
+
+
+def test_an_unknown_verifier_names_the_installed_ones_and_the_restart_a_plugin_needs(
+    client: TestClient,
+) -> None:
+    body = _with("verifiers", [{"name": "astrology"}])
+    message = client.post("/v1/jobs", json=body).json()["errors"][0]["message"]
+    assert message.startswith("unknown verifier 'astrology'; installed: ")
+    assert "format, " in message and "restart the server and workers after installing a plugin" in message

@@ -175,3 +175,19 @@ def test_the_presets_command_lists_each_with_its_source_and_licence() -> None:
     for preset in PRESETS.values():
         line = next(line for line in listed.splitlines() if line.startswith(preset.name + " "))
         assert preset.source in line and preset.licence in line
+
+
+def test_submit_options_reach_the_presets_verifiers(api: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = api
+    path = _dataset_file("gsm8k", tmp_path)
+    done = _submit(url, path, "--preset", "gsm8k", "--options", 'math={"timeout_s": 2.5}')
+    assert done.returncode == 0, done.stderr
+    job = httpx.get(f"{url}/v1/jobs/{done.stdout.strip()}").json()
+    options = {v["name"]: v.get("options") for v in job["spec"]["verifiers"]}
+    assert options["math"]["timeout_s"] == 2.5 and not options["format"]
+
+    unnamed = _submit(url, path, "--preset", "gsm8k", "--options", 'code={"timeout_s": 1}')
+    assert unnamed.returncode != 0
+    assert "--options for code, which the job's verifiers do not name (format, math)" in unnamed.stderr
+    wrong = _submit(url, path, "--preset", "gsm8k", "--options", 'math={"timeout_s": "soon"}')
+    assert wrong.returncode != 0 and "verifiers.1.options.timeout_s" in wrong.stderr, wrong.stderr

@@ -33,7 +33,10 @@ def load_verifier(name: str) -> type[Verifier]:
     """
     entry = _registered().get(name)
     if entry is None:
-        raise UnknownVerifier(f"unknown verifier {name!r}; installed: {', '.join(verifier_names())}")
+        raise UnknownVerifier(
+            f"unknown verifier {name!r}; installed: {', '.join(verifier_names())}; restart the server and "
+            "workers after installing a plugin (they read the installed verifiers once, at start)"
+        )
     cls: type[Verifier] = entry.load()
     return cls
 
