@@ -194,7 +194,8 @@ def _add_verifier_options(body: dict[str, Any], given: dict[str, Any]) -> None:
     unused = sorted(set(given) - named)
     if unused:
         have = ", ".join(sorted(str(n) for n in named)) or "none given: name them with --verifier"
-        raise TracemillError(f"--options for {', '.join(unused)}, which the job's verifiers do not name ({have})")
+        names = ", ".join(unused)
+        raise TracemillError(f"--options for {names}, which the job's verifiers do not name ({have})")
     for entry in entries:
         if isinstance(entry, dict) and entry.get("name") in given:
             entry["options"] = {**(entry.get("options") or {}), **given[entry["name"]]}

@@ -31,9 +31,10 @@ from service import jobs
 from service.db import reading
 from service.decontaminate import DEFAULT_N, DEFAULT_TEMPLATE_MIN_ROWS, DEFAULT_TEMPLATE_SHARE, Decontaminator
 from service.errors import InvalidJob
+from service.export_inputs import check_inputs, eval_texts, general_row
 from service.keyset import KeySet
 from service.models import Shard, Task
-from service.schemas import ExportIn
+from service.schemas import ExportIn, JobOut
 from service.soft_label_export import student_tokenizer, write_soft_labels
 from service.sources import read_rows
 from service.storage import ShardStore
@@ -122,6 +123,10 @@ class ExportReport:
     soft_labeled: int = 0
     note: str = ""
     contamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.report()
+
+    def add_note(self, text: str) -> None:
+        """A warning for the export's reader: printed, and quoted at the top of the card."""
+        self.note = f"{self.note} {text}" if self.note else text
 
 
 def assistant_turn(think: str | None, answer: str | None, template: str) -> str:
@@ -310,33 +315,6 @@ def reference_of(row: dict[str, Any]) -> dict[str, str | None]:
     return {"reference": None, "reference_from": None}
 
 
-def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
-    """A general sample in ``messages`` form, from ``messages`` or prompt/response columns."""
-    if isinstance(row.get("messages"), list) and row["messages"]:
-        messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
-    else:
-        prompt = row.get("prompt") or row.get("instruction") or row.get("question")
-        response = row.get("response") or row.get("output") or row.get("answer")
-        if not prompt or not response:
-            return None
-        messages = [{"role": "user", "content": str(prompt)}, {"role": "assistant", "content": str(response)}]
-    if messages[-1]["role"] != "assistant":
-        return None
-    return {
-        "messages": messages,
-        "source": "general",
-        "task": "general",  # not a dataset column
-        "job_id": None,
-        "prompt_id": str(row.get("id", number)),
-        "teacher": None,
-        "verifiers": [],
-        "num_tokens": None,
-        "pass_rate": None,
-        "reference": None,
-        "reference_from": None,
-    }
-
-
 def _general_batches(options: ExportOptions) -> Iterator[list[Row]]:
     """The usable general rows, a batch at a time, in the same order on every read."""
     numbered = enumerate(row for path in options.general for row in read_rows(path))
@@ -385,20 +363,6 @@ class _Buckets:
             if writer is not None:
                 writer.close()
         return [p for p in self.paths if p.exists()]
-
-
-EVAL_TEXT_COLUMNS = ("problem", "prompt", "question", "text", "input")
-
-
-def _eval_texts(paths: tuple[Path, ...]) -> Iterator[str]:
-    for path in paths:
-        for row in read_rows(path):
-            column = next((c for c in EVAL_TEXT_COLUMNS if isinstance(row.get(c), str)), None)
-            if column is None:
-                raise InvalidJob(
-                    f"{path}: no text column among {', '.join(EVAL_TEXT_COLUMNS)}", field="decontaminate"
-                )
-            yield row[column]
 
 
 @dataclass
@@ -483,19 +447,44 @@ def export(
     on_progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
     """Write the dataset folder (``data/`` shards and a ``README.md`` card); returns the counts."""
-    from service.card import render_card
-
     if not 0 < options.reasoning_share <= 1:
         raise InvalidJob("reasoning_share must be in (0, 1]", field="reasoning_share")
     if options.output.exists() and any(options.output.iterdir()):
         raise InvalidJob(f"{options.output} is not empty", field="output")
+    check_inputs(options.general, options.decontaminate)
     job_views = [jobs.get_job(engine, job_id) for job_id in options.jobs]  # JobNotFound for a bad id
     tokenizer = (
         student_tokenizer(options.student_tokenizer, job_views) if options.student_tokenizer else None
     )  # refused before any work is done
+    existed = options.output.exists()
+    try:
+        return _write(
+            engine, store, options, on_progress=on_progress, job_views=job_views, tokenizer=tokenizer
+        )
+    except BaseException:
+        # A failed export leaves no half-written dataset behind: its folder goes (emptied, if the
+        # caller made it), and the error says why.
+        shutil.rmtree(options.output, ignore_errors=True)
+        if existed:
+            options.output.mkdir(parents=True, exist_ok=True)
+        raise
+
+
+def _write(
+    engine: Engine,
+    store: ShardStore,
+    options: ExportOptions,
+    *,
+    on_progress: Callable[[int], None] | None,
+    job_views: list[JobOut],
+    tokenizer: Any,
+) -> ExportReport:
+    """The export's passes, into ``options.output``."""
+    from service.card import render_card
+
     report, rng = ExportReport(), random.Random(options.seed)
     decontaminator = Decontaminator(
-        _eval_texts(options.decontaminate), options.ngram, options.template_share, options.template_min_rows
+        eval_texts(options.decontaminate), options.ngram, options.template_share, options.template_min_rows
     )
     chosen = _choose(engine, store, options, [job.spec["n"] for job in job_views], report)
     _learn_templates(decontaminator, engine, store, options, chosen)
@@ -531,11 +520,17 @@ def export(
             number += 1
     if report.general < wanted:
         actual = report.reasoning / max(1, report.reasoning + report.general)
-        report.note = (
+        report.add_note(
             f"General data ran short: {report.general} rows used of the {wanted} a {float(share):.0%} "
             f"reasoning mix needs ({report.general_available} available); the mix is {actual:.1%} reasoning."
         )
     _finish(buckets.close(), data, rng, report)
+    if options.test_size and not report.splits.get("test"):
+        report.add_note(
+            f"No test split: each row goes to it with probability test_size ({options.test_size:g}), and "
+            f"none of the {report.splits.get('train', 0)} rows did; ask for a larger test_size or export "
+            "more rows."
+        )
     shutil.rmtree(work)
     report.contamination = decontaminator.report() if decontaminator.grams else {}
     if tokenizer is not None:

@@ -13,6 +13,7 @@ from service import jobs
 from service.db import reading, utcnow, writing
 from service.errors import ExportNotFound, TracemillError
 from service.export import ExportOptions, export
+from service.export_inputs import check_inputs
 from service.hub import push_to_hub
 from service.models import Export
 from service.schemas import ExportIn, ExportOut
@@ -28,6 +29,7 @@ def start_export(engine: Engine, settings: Settings, request: ExportIn) -> Expor
     options = ExportOptions.from_request(request, location)
     for job_id in request.jobs:  # a 404 now, not a failed export later
         jobs.require_job(engine, job_id)
+    check_inputs(options.general, options.decontaminate)  # and a 422 for a file it could not read
     with writing(engine) as conn:
         conn.execute(
             insert(Export).values(

@@ -135,6 +135,15 @@ def test_short_general_data_is_reported(engine: Engine, tmp_path: Path) -> None:
     assert "ran short" in (tmp_path / "out" / "README.md").read_text()
 
 
+def test_a_test_size_that_drew_no_row_is_said(engine: Engine, tmp_path: Path) -> None:
+    job_id = _job_with_shards(engine, tmp_path / "shards")
+    options = ExportOptions(jobs=(job_id,), output=tmp_path / "out", reasoning_share=1.0, test_size=0.001)
+    report = export(engine, ShardStore(tmp_path / "shards"), options)
+    assert "test" not in report.splits and report.note.startswith("No test split: ")
+    assert "none of the 39 rows did" in report.note
+    assert f"> {report.note}" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_answer_tag_template_and_several_per_prompt(engine: Engine, tmp_path: Path) -> None:
     job_id = _job_with_shards(engine, tmp_path / "shards")
     report = export(
