@@ -23,6 +23,22 @@ def _size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
+FORMS = {"messages": "`messages`", "prompt-completion": "conversational prompt-completion"}
+COLUMNS = {
+    "messages": "`messages` (user turn, then the assistant's `<think>` reasoning and answer)",
+    "prompt-completion": "`prompt` (the turns before the assistant's) and `completion` (the assistant's "
+    "`<think>` reasoning and answer)",
+}
+LOSS_ARGUMENT = {"messages": "", "prompt-completion": ", completion_only_loss=True"}
+LOSS_NOTE = {
+    "messages": "The loss is on every token, the prompt's too. For a loss on the assistant's turn only, "
+    "export with `--format prompt-completion` (TRL's `assistant_only_loss` needs a chat template with "
+    "`{% generation %}` markers, which most lack).",
+    "prompt-completion": "The loss is on the completion only: SFTTrainer masks the prompt of a "
+    "prompt-completion dataset (`completion_only_loss`, on by default for this form).",
+}
+
+
 def render_card(options: ExportOptions, report: ExportReport, job_views: list[JobOut]) -> str:
     total = sum(report.splits.values())
     splits = "\n".join(f"  - split: {split}\n    path: data/{split}-*" for split in sorted(report.splits))
@@ -37,7 +53,8 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         "",
         "# Reasoning traces distilled with Tracemill",
         "",
-        f"{total} rows in `messages` form: {report.reasoning} reasoning traces from a teacher, accepted by "
+        f"{total} rows in {FORMS[options.format]} form: {report.reasoning} reasoning traces from a teacher, "
+        "accepted by "
         f"rule-based verifiers, and {report.general} general samples "
         f"({report.reasoning / max(1, total):.1%} reasoning, asked for {options.reasoning_share:.0%}).",
         "",
@@ -86,11 +103,13 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         "",
         'dataset = load_dataset("parquet", data_dir="data")  # or load_dataset("<repo id>") from the Hub',
         'trainer = SFTTrainer(model="Qwen/Qwen2.5-1.5B-Instruct", train_dataset=dataset["train"],',
-        '                     args=SFTConfig(output_dir="student"))',
+        f'                     args=SFTConfig(output_dir="student"{LOSS_ARGUMENT[options.format]}))',
         "trainer.train()",
         "```",
         "",
-        "Columns: `messages` (user turn, then the assistant's `<think>` reasoning and answer), `source` "
+        LOSS_NOTE[options.format],
+        "",
+        f"Columns: {COLUMNS[options.format]}, `source` "
         "(`reasoning` or `general`), `job_id`, `prompt_id`, `teacher`, `verifiers` (those it passed), "
         "`num_tokens`, `pass_rate` (accepted / sampled for its prompt: a difficulty signal), `reference` "
         "and `reference_from` (`prompt`, or `majority` where the prompt had none and its samples' "

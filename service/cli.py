@@ -390,6 +390,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 "reasoning_share": args.reasoning_share,
                 "keep_per_prompt": args.keep_per_prompt,
                 "template": args.template,
+                "format": args.format,
                 "seed": args.seed,
                 "test_size": args.test_size,
                 "decontaminate": args.decontaminate or [],
@@ -613,6 +614,13 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--reasoning-share", type=float, default=0.8, help="reasoning / all rows (default 0.8)")
     exp.add_argument("--keep-per-prompt", type=int, default=1, help="accepted samples kept per prompt")
     exp.add_argument("--template", choices=["think", "answer_tag"], default="think")
+    exp.add_argument(
+        "--format",
+        choices=["messages", "prompt-completion"],
+        default="messages",
+        help="messages: one column of turns; prompt-completion: TRL's prompt and completion columns, "
+        "so that SFTTrainer's loss is on the completion only",
+    )
     exp.add_argument("--seed", type=int, default=0, help="shuffle and sampling seed")
     exp.add_argument("--test-size", type=float, default=0.0, help="share of rows in the test split")
     exp.add_argument(

@@ -73,6 +73,7 @@ class ExportOptions:
     reasoning_share: float = 0.8
     keep_per_prompt: int = 1
     template: Literal["think", "answer_tag"] = "think"
+    format: Literal["messages", "prompt-completion"] = "messages"
     seed: int = 0
     test_size: float = 0.0
     decontaminate: tuple[Path, ...] = ()
@@ -93,6 +94,7 @@ class ExportOptions:
             reasoning_share=request.reasoning_share,
             keep_per_prompt=request.keep_per_prompt,
             template=request.template,
+            format=request.format,
             seed=request.seed,
             test_size=request.test_size,
             decontaminate=tuple(Path(p) for p in request.decontaminate),
@@ -402,7 +404,19 @@ def _eligible_general(options: ExportOptions, rows_filter: _Filter, report: Expo
     return eligible
 
 
-def _finish(bucket_paths: list[Path], data: Path, rng: random.Random, report: ExportReport) -> None:
+def as_prompt_completion(table: pa.Table) -> pa.Table:
+    """``messages`` split into TRL's conversational prompt-completion columns: ``prompt``, the turns
+    before the assistant's, and ``completion``, the assistant turn (each row ends with it)."""
+    turns = table.column("messages").to_pylist()
+    prompt = pa.array([t[:-1] for t in turns], pa.list_(_MESSAGE))
+    completion = pa.array([t[-1:] for t in turns], pa.list_(_MESSAGE))
+    at = table.schema.get_field_index("messages")
+    return table.set_column(at, "prompt", prompt).add_column(at + 1, "completion", completion)
+
+
+def _finish(
+    bucket_paths: list[Path], data: Path, rng: random.Random, report: ExportReport, options: ExportOptions
+) -> None:
     """Shuffle each bucket and write it out, one shard per bucket and split, named as the Hub expects."""
     written: dict[str, list[Path]] = {"train": [], "test": []}
     for number, path in enumerate(bucket_paths):
@@ -411,6 +425,8 @@ def _finish(bucket_paths: list[Path], data: Path, rng: random.Random, report: Ex
         table = table.take(pa.array(rng.sample(range(table.num_rows), table.num_rows), type=pa.int64()))
         for split in ("train", "test"):
             part = table.filter(pc.equal(table.column("split"), split)).drop_columns(["split"])
+            if options.format == "prompt-completion":
+                part = as_prompt_completion(part)
             if part.num_rows:
                 target = data / f".{split}-{number:05d}.parquet"
                 pq.write_table(part, target, compression="zstd")
@@ -524,7 +540,7 @@ def _write(
             f"General data ran short: {report.general} rows used of the {wanted} a {float(share):.0%} "
             f"reasoning mix needs ({report.general_available} available); the mix is {actual:.1%} reasoning."
         )
-    _finish(buckets.close(), data, rng, report)
+    _finish(buckets.close(), data, rng, report, options)
     if options.test_size and not report.splits.get("test"):
         report.add_note(
             f"No test split: each row goes to it with probability test_size ({options.test_size:g}), and "

@@ -463,6 +463,12 @@ class ExportIn(Strict):
     reasoning_share: float = Field(default=0.8, gt=0, le=1)
     keep_per_prompt: int = Field(default=1, ge=1)
     template: Literal["think", "answer_tag"] = "think"
+    format: Literal["messages", "prompt-completion"] = Field(
+        default="messages",
+        description="messages: one `messages` column; prompt-completion: `prompt` (the turns before the "
+        "assistant's) and `completion` (the assistant turn), TRL's conversational prompt-completion form, "
+        "whose loss SFTTrainer takes on the completion only.",
+    )
     seed: int = 0
     test_size: float = Field(default=0.0, ge=0, lt=1)
     decontaminate: list[str] = []

@@ -54,3 +54,60 @@ def test_trl_chat_template_step_accepts_every_exported_row(engine: Engine, tmp_p
         if row["source"] == "reasoning":
             assert "<think>\n" in text and "\n</think>\n\n" in text
         assert len(tokenizer(text)["input_ids"]) > len(row["messages"])
+
+
+def _prepared(dataset, tokenizer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The dataset as SFTTrainer prepares it for training (tokenized, with the labels its loss uses),
+    on a tiny model built here."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    args = SFTConfig(
+        output_dir=str(tmp_path / "student"), report_to=[], use_cpu=True, max_length=None,
+        activation_checkpointing=False,  # set, so that TRL's deprecated gradient_checkpointing is not read
+    )  # fmt: skip
+    trainer = SFTTrainer(
+        model=LlamaForCausalLM(config), args=args, train_dataset=dataset, processing_class=tokenizer
+    )
+    return trainer.train_dataset
+
+
+@pytest.mark.parametrize("form", ["messages", "prompt-completion"])
+def test_sft_trainer_takes_its_loss_where_the_export_form_says(
+    form: str, engine: Engine, tmp_path: Path
+) -> None:
+    """messages: every token carries loss; prompt-completion: the assistant turn's tokens only."""
+    import datasets
+
+    job_id = _job_with_shards(engine, tmp_path / "shards")
+    export(
+        engine,
+        ShardStore(tmp_path / "shards"),
+        ExportOptions(
+            jobs=(job_id,),
+            output=tmp_path / "out",
+            general=(_general(tmp_path / "g.jsonl", 5),),
+            format=form,  # type: ignore[arg-type]
+        ),
+    )
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert ("completion_only_loss=True" in card) == (form == "prompt-completion")
+    dataset = datasets.load_dataset("parquet", data_dir=str(tmp_path / "out" / "data"), split="train")
+    assert ("messages" in dataset.column_names) == (form == "messages")
+    turns = [row["messages"] if form == "messages" else row["prompt"] + row["completion"] for row in dataset]
+    assert all(t[-1]["role"] == "assistant" and t[0]["role"] != "assistant" for t in turns)
+    tokenizer = _tokenizer([m["content"] for t in turns for m in t])
+    prepared = _prepared(dataset, tokenizer, tmp_path)
+    assert len(prepared) == len(dataset)
+    for turn, row in zip(turns, prepared, strict=True):
+        ids, labels = row["input_ids"], row["labels"]
+        learned = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+        if form == "messages":
+            assert learned == ids
+        else:
+            answer = tokenizer(f"{turn[-1]['content']}</s>\n", add_special_tokens=False)["input_ids"]
+            assert learned == answer and len(learned) < len(ids)
