@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, func, or_, select
 
 from service.db import reading
 from service.errors import SampleNotFound
@@ -94,6 +94,46 @@ class SampleFilter:
                 )
             )
         return query
+
+
+# A filtered count stops here ("1,000+"): counting a search's matches then costs at most what finding
+# a page of them does, one walk of the job's samples.
+COUNT_CAP = 1_000
+
+
+@dataclass(frozen=True)
+class MatchCount:
+    """How many samples a filter matches: exactly, or at least ``samples`` where ``more``."""
+
+    samples: int
+    more: bool = False
+
+
+def count_matching(engine: Engine, job: JobHeader, filters: SampleFilter) -> MatchCount | None:
+    """The samples the filters match (None without filters: the job's own counts say it). A status, or
+    one rejection reason, is read from the job's counts; anything else is counted up to ``COUNT_CAP``."""
+    if filters == SampleFilter():
+        return None
+    if filters == SampleFilter(status=filters.status):
+        return MatchCount(job.samples.accepted if filters.status == "accepted" else job.samples.rejected)
+    if filters.reason and filters in (
+        SampleFilter(reason=filters.reason),
+        SampleFilter("rejected", reason=filters.reason),
+    ):
+        verifier = filters.reason.partition(":")[0]
+        counted = select(func.coalesce(func.sum(VerdictCount.samples), 0)).where(
+            VerdictCount.job_id == job.id,
+            VerdictCount.verifier == verifier,
+            VerdictCount.accepted.is_(False),
+            VerdictCount.reason == filters.reason,
+        )
+        with reading(engine) as conn:
+            return MatchCount(int(conn.execute(counted).scalar_one()))
+    matching = filters.apply(with_prompt(), job.id).with_only_columns(Sample.id).order_by(None)
+    with reading(engine) as conn:
+        found = conn.execute(select(func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery()))
+        samples = int(found.scalar_one())
+    return MatchCount(min(samples, COUNT_CAP), more=samples > COUNT_CAP)
 
 
 def _verdict_exists(*conditions: ColumnElement[bool]) -> Exists:

@@ -6,6 +6,7 @@ so a job of a million samples charts from a quarter of a million small rows at m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,7 +15,10 @@ from sqlalchemy import Engine, func, select
 from service.db import reading, utcnow
 from service.models import Job, Task
 
-THROUGHPUT_BUCKETS = 40
+THROUGHPUT_BUCKETS = 40  # at most: a short job has fewer, a bar's width never under a second
+# Bar widths a reader takes in at a glance, from one second to a day: the narrowest that fits the job's
+# run in THROUGHPUT_BUCKETS bars.
+NICE_WIDTHS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 # Pass-rate bins: exactly 0, then quarters, then exactly 1 (all samples of the prompt accepted).
 PASS_RATE_BINS = ("0%", "1-25%", "26-50%", "51-75%", "76-99%", "100%")
 
@@ -35,6 +39,23 @@ class Throughput:
     def peak(self) -> int:
         return max((b.samples for b in self.buckets), default=0)
 
+    @property
+    def width(self) -> str:
+        """The bar width in words: "1 s", "5 min", "2 h", "3 d"."""
+        for unit, seconds in (("d", 86400), ("h", 3600), ("min", 60)):
+            if self.width_s >= seconds and self.width_s % seconds == 0:
+                return f"{self.width_s // seconds:.0f} {unit}"
+        return f"{self.width_s:.0f} s"
+
+
+def bar_width_s(span_s: float, buckets: int = THROUGHPUT_BUCKETS) -> float:
+    """The narrowest nice bar width that shows ``span_s`` in at most ``buckets`` bars (whole days past
+    the ladder's top)."""
+    for width in NICE_WIDTHS_S:
+        if span_s <= width * buckets:
+            return float(width)
+    return 86400.0 * -(-span_s // (86400 * buckets))
+
 
 def throughput(engine: Engine, job_id: str, buckets: int = THROUGHPUT_BUCKETS) -> Throughput:
     """Samples and completion tokens of the tasks finished in each of ``buckets`` equal time slices."""
@@ -49,7 +70,9 @@ def throughput(engine: Engine, job_id: str, buckets: int = THROUGHPUT_BUCKETS) -
     if started is None or not rows:
         return Throughput(width_s=0.0, buckets=[])
     end: datetime = finished or utcnow()
-    width = max((end - started).total_seconds(), 1.0) / buckets
+    span = max((end - started).total_seconds(), 0.0)
+    width = bar_width_s(span, buckets)
+    buckets = max(1, min(buckets, math.ceil(span / width)))
     samples, tokens = [0] * buckets, [0] * buckets
     for finished_at, n, completion_tokens in rows:
         offset = (finished_at - started).total_seconds() if finished_at else 0.0

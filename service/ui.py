@@ -1,4 +1,5 @@
-"""Browse pages: jobs, a job, its samples and one sample; server-rendered, the same queries as the API.
+"""Browse pages: jobs, a job, its samples, one prompt's samples side by side and one sample;
+server-rendered, the same queries as the API.
 
 Jinja2 templates with a little plain JavaScript (``static/app.js``): live parts of a page poll a
 fragment of the same template; filters live in the URL so a view can be shared. KaTeX comes from the
@@ -30,6 +31,7 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 KATEX = STATIC / "node_modules" / "katex" / "dist"
 PAGE_SIZE = 50
+PROMPT_SAMPLES = 64  # side by side on a prompt's page; more are listed in the samples browser
 FINAL = ("done", "cancelled")  # a job in these states no longer changes by itself
 
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -124,11 +126,12 @@ def samples_page(
         filters, query = _filters(request)
         job = browse.job_header(engine, job_id)
         page = browse.list_samples(engine, job_id, filters, after=after, before=before, limit=PAGE_SIZE)
+        matching = browse.count_matching(engine, job, filters)
     except BadFilter as exc:
         return error_page(request, 400, str(exc))
     except JobNotFound as exc:
         return error_page(request, 404, exc.message)
-    context = {"job": job, "page": page, "filters": filters, "query": query}
+    context = {"job": job, "page": page, "filters": filters, "query": query, "matching": matching}
     return _render(request, "samples.html", context)
 
 
@@ -158,6 +161,23 @@ def sample_page(request: Request, job_id: str, sample_id: int) -> HTMLResponse:
         "next": newer[0].id if newer else None,
     }
     return _render(request, "sample.html", context)
+
+
+@router.get("/jobs/{job_id}/prompts/{prompt_id}", response_class=HTMLResponse)
+def prompt_page(request: Request, job_id: str, prompt_id: str) -> HTMLResponse:
+    """One prompt's samples side by side, accepted first: how a verifier's calls are judged, an
+    accepted answer next to the rejected ones."""
+    engine = _engine(request)
+    try:
+        job = browse.job_header(engine, job_id)
+        found = browse.list_samples(engine, job_id, SampleFilter(prompt_id=prompt_id), limit=PROMPT_SAMPLES)
+    except JobNotFound as exc:
+        return error_page(request, 404, exc.message)
+    if not found.items:
+        return error_page(request, 404, f"job {job_id} has no sample of prompt {prompt_id!r}")
+    samples = sorted(found.items, key=lambda s: (not s.accepted, s.sample_index))
+    context = {"job": job, "prompt_id": prompt_id, "samples": samples, "more": found.next_cursor is not None}
+    return _render(request, "prompt.html", context)
 
 
 @router.get("/login", response_class=HTMLResponse)

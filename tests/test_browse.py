@@ -132,6 +132,26 @@ def test_pass_rates_and_throughput_add_up(engine: Engine) -> None:
     chart = insights.throughput(engine, job_id)
     assert sum(b.samples for b in chart.buckets) == PROMPTS * N
     assert sum(b.tokens for b in chart.buckets) == PROMPTS * N * 7
+    assert chart.width_s >= 1 and len(chart.buckets) <= insights.THROUGHPUT_BUCKETS
+
+
+@pytest.mark.parametrize(
+    ("span_s", "width", "bars"),
+    [
+        (0.2, "1 s", 1),  # a job of a moment: one bar of a second, not forty of five milliseconds
+        (30, "1 s", 30),
+        (100, "5 s", 20),
+        (3600, "2 min", 30),
+        (7 * 86400, "6 h", 28),
+        (60 * 86400, "2 d", 30),
+    ],
+)
+def test_throughput_bars_are_a_second_at_least_and_read_at_any_length(
+    span_s: float, width: str, bars: int
+) -> None:
+    seconds = insights.bar_width_s(span_s)
+    assert insights.Throughput(seconds, []).width == width
+    assert max(1, -(-span_s // seconds)) == bars
 
 
 def test_the_reason_menu_lists_every_reason_once(engine: Engine) -> None:

@@ -45,6 +45,20 @@ def test_format_case(completion: str, options: dict[str, Any], reason: str | Non
     assert verdict.accepted is (reason is None)
 
 
+def test_every_rejection_says_what_it_looked_for_or_found() -> None:
+    """No reason shows "—" as its details: each names what was missing, or quotes what was wrong."""
+    for completion, options, reason in CASES:
+        if reason is not None:
+            verdict = FormatVerifier(FormatOptions(**options)).verify(Candidate(completion, None, None))
+            assert verdict.details, reason
+    unclosed = FormatVerifier(FormatOptions()).verify(Candidate("<think>then the budget ran out", None, None))
+    assert unclosed.details == {"looked_for": "</think> after the <think> opened"}
+    after = FormatVerifier(FormatOptions()).verify(
+        Candidate("<think>r</think><answer>4</answer> and more", None, None)
+    )
+    assert after.details == {"after": "and more"}
+
+
 def test_unknown_option_is_refused() -> None:
     with pytest.raises(ValueError, match="extra"):
         FormatOptions.model_validate({"strict": True})

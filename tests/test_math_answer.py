@@ -112,3 +112,11 @@ def test_a_sympy_hang_is_a_timeout_within_the_bound_and_the_runner_goes_on() -> 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="timeout_s"):
         MathOptions.model_validate({"timeout_s": 0})
+
+
+def test_no_answer_says_what_it_looked_for() -> None:
+    verifier = MathVerifier(MathOptions())
+    missing = verifier.verify(Candidate("<think>r</think>", "r", None, reference="2"))
+    assert missing.reason == "math:no_answer" and "answer part" in missing.details["looked_for"]
+    vague = verifier.verify(Candidate("<think>r</think>I give up.", "r", "I give up.", reference="2"))
+    assert vague.details == {"looked_for": "a \\boxed{…} or an answer phrase", "answer": "I give up."}

@@ -62,6 +62,7 @@ def test_teacher_text_is_escaped_on_every_page(client: TestClient) -> None:
         f"/ui/jobs/{job_id}",
         f"/ui/jobs/{job_id}/samples",
         f"/ui/jobs/{job_id}/samples/{sample_id}",
+        f"/ui/jobs/{job_id}/prompts/p0",
     ):
         page = client.get(path)
         assert page.status_code == 200, path
@@ -81,6 +82,8 @@ def test_error_and_empty_states_are_pages(client: TestClient) -> None:
     job_id = _job_with_samples(client, ["a", "b"])
     assert f'data-job="{job_id}"' in client.get("/ui/jobs?partial=rows").text
     assert client.get(f"/ui/jobs/{job_id}/samples/999999").status_code == 404
+    no_prompt = client.get(f"/ui/jobs/{job_id}/prompts/nope")
+    assert no_prompt.status_code == 404 and "has no sample of prompt &#39;nope&#39;" in no_prompt.text
     bad = client.get(f"/ui/jobs/{job_id}/samples?status=maybe")
     assert bad.status_code == 400 and "status: must be accepted or rejected" in bad.text
     assert client.get(f"/ui/jobs/{job_id}/samples?after=x").status_code == 400

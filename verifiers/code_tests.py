@@ -26,12 +26,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from verifiers import assert_harness, harness_checks, sandbox
-from verifiers.base import Candidate, Verdict
+from verifiers.base import DETAIL_CHARS, Candidate, Verdict
 from verifiers.sandbox import Limits, RunResult
 from verifiers.test_layouts import BadTests, read_tests
 
 NAME = "code"
-DETAIL_CHARS = 300
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _LANGUAGES = {
     "python": "python",

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from verifiers.base import Candidate, Verdict
+from verifiers.base import DETAIL_CHARS, Candidate, Verdict
 
 NAME = "format"
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -45,15 +45,16 @@ class FormatVerifier:
         if opens > 1 or closes > 1:
             return Verdict.reject(NAME, "repeated_think", opens=opens, closes=closes)
         if closes == 0:
-            code = "unclosed_think" if opens else "missing_think"
-            return Verdict.reject(NAME, code)
+            if opens:
+                return Verdict.reject(NAME, "unclosed_think", looked_for="</think> after the <think> opened")
+            return Verdict.reject(NAME, "missing_think", looked_for="a <think>…</think> block")
         before, _, after = text.partition("</think>")
         if opens == 0 and not self.options.allow_missing_open_tag:
-            return Verdict.reject(NAME, "missing_open_think")
+            return Verdict.reject(NAME, "missing_open_think", looked_for="<think> before </think>")
         if opens == 1 and before.strip() and not before.lstrip().startswith("<think>"):
-            return Verdict.reject(NAME, "text_before_think")
+            return Verdict.reject(NAME, "text_before_think", before=before.lstrip()[:DETAIL_CHARS])
         if not before.replace("<think>", "").strip():
-            return Verdict.reject(NAME, "empty_think")
+            return Verdict.reject(NAME, "empty_think", looked_for="text between <think> and </think>")
         return self._check_answer(after)
 
     def verify_partial(self, candidate: Candidate, seen: int) -> Verdict | None:
@@ -65,21 +66,30 @@ class FormatVerifier:
             return Verdict.reject(NAME, "repeated_think", opens=opens, closes=closes)
         after = text.partition("</think>")[2] if closes else ""
         if _after_answer(after).strip():
-            return Verdict.reject(NAME, "text_after_answer")
+            return Verdict.reject(
+                NAME, "text_after_answer", after=_after_answer(after).strip()[:DETAIL_CHARS]
+            )
         return None
 
     def _check_answer(self, after: str) -> Verdict:
         if "<answer>" in after or "</answer>" in after:
             if _after_answer(after).strip():
-                return Verdict.reject(NAME, "text_after_answer")
+                return Verdict.reject(
+                    NAME, "text_after_answer", after=_after_answer(after).strip()[:DETAIL_CHARS]
+                )
             blocks = _ANSWER_BLOCK.findall(after)
             if len(blocks) != 1 or after.count("<answer>") != 1:
-                return Verdict.reject(NAME, "malformed_answer_tag")
+                return Verdict.reject(
+                    NAME,
+                    "malformed_answer_tag",
+                    looked_for="one <answer>…</answer> block",
+                    blocks=len(blocks),
+                )
             if not blocks[0].strip():
-                return Verdict.reject(NAME, "empty_answer")
+                return Verdict.reject(NAME, "empty_answer", looked_for="text inside <answer>…</answer>")
             return Verdict.accept(template="answer_tag")
         if self.options.require_answer_tag:
-            return Verdict.reject(NAME, "missing_answer_tag")
+            return Verdict.reject(NAME, "missing_answer_tag", looked_for="<answer>…</answer> after </think>")
         if not after.strip():
-            return Verdict.reject(NAME, "empty_answer")
+            return Verdict.reject(NAME, "empty_answer", looked_for="an answer after </think>")
         return Verdict.accept(template="plain")

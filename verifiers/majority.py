@@ -13,8 +13,8 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from verifiers.answers import ExtractMode, extract_answer
-from verifiers.base import Candidate, Verdict, VerifierKind
-from verifiers.math_answer import DETAIL_CHARS, MathOptions, MathVerifier, answer_part, normalise
+from verifiers.base import DETAIL_CHARS, Candidate, Verdict, VerifierKind
+from verifiers.math_answer import MathOptions, MathVerifier, answer_part, normalise
 
 NAME = "majority"
 

@@ -17,10 +17,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from verifiers.answers import ExtractMode, extract_answer
-from verifiers.base import Candidate, Verdict
+from verifiers.base import DETAIL_CHARS, Candidate, Verdict
 
 NAME = "math"
-DETAIL_CHARS = 300
 _NOISE = re.compile(r"\\[,;:! ]|\\left|\\right|\\displaystyle|\s+")
 _NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
 _FRACTION = re.compile(r"^([-+]?)\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}$|^([-+]?\d+)/(\d+)$")
@@ -128,12 +127,17 @@ class MathVerifier:
 
     def verify(self, candidate: Candidate) -> Verdict:
         if not candidate.reference:
-            return Verdict.reject(NAME, "no_reference")
+            return Verdict.reject(NAME, "no_reference", looked_for="the prompt's reference answer")
         if candidate.answer is None:
-            return Verdict.reject(NAME, "no_answer")
+            return Verdict.reject(NAME, "no_answer", looked_for="an answer part (text after </think>)")
         found = extract_answer(answer_part(candidate), self.options.extract)
         if found is None:
-            return Verdict.reject(NAME, "no_answer", answer=candidate.answer[-DETAIL_CHARS:])
+            looked_for = "a \\boxed{…} or an answer phrase" + (
+                " or a number" if self.options.extract == "any" else ""
+            )
+            return Verdict.reject(
+                NAME, "no_answer", looked_for=looked_for, answer=candidate.answer[-DETAIL_CHARS:]
+            )
         details = {"extracted": found.text[:DETAIL_CHARS], "reference": candidate.reference[:DETAIL_CHARS]}
         if found.boxes:
             return self._several(candidate.reference, found.boxes, details)

@@ -19,11 +19,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from verifiers.answers import last_boxed
-from verifiers.base import Candidate, Verdict
+from verifiers.base import DETAIL_CHARS, Candidate, Verdict
 
 NAME = "reasoning_gym"
 METADATA_KEY = "reasoning_gym"
-DETAIL_CHARS = 300
 _ANSWER_TAG = re.compile(r"<answer>\s?(.*?)\s?</answer>", re.DOTALL)
 
 

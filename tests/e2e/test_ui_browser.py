@@ -183,6 +183,61 @@ def test_clicking_a_rejection_reason_lists_exactly_its_samples(
     ]
     assert _listed_ids(page) == expected
     assert len(expected) == count
+    page.goto(f"/ui/jobs/{finished}/samples?reason={reason}")
+    total = len(_all_samples(stack, finished))
+    assert page.locator("h1 .counts").inner_text() == f"{count} of {total} match these filters"
+
+
+def test_the_job_page_says_what_its_charts_count(stack: Stack, finished: str, page: Any) -> None:
+    page.goto(f"/ui/jobs/{finished}")
+    job = stack.client.get(f"/v1/jobs/{finished}").json()
+    note = page.locator(".reasons-note").inner_text()
+    assert f"more than the {job['samples']['rejected']} rejected samples" in note
+    assert sum(job["rejection_reasons"].values()) >= job["samples"]["rejected"]
+    # A job of a few seconds: bars of whole seconds, never "per 0.0 s".
+    throughput = page.locator(".throughput-note").inner_text()
+    assert re.match(r"samples finished per \d+ (s|min), \d+ bars?; peak [\d,.]+ samples/s", throughput)
+    bars = int(throughput.split(", ")[1].split()[0])
+    assert page.locator("svg.chart rect").count() == bars
+
+
+def test_a_prompts_samples_side_by_side_accepted_first(stack: Stack, finished: str, page: Any) -> None:
+    samples = _all_samples(stack, finished)
+    prompt = next(
+        p for p in sorted({s["prompt_id"] for s in samples})
+        if len({s["accepted"] for s in samples if s["prompt_id"] == p}) == 2
+    )  # fmt: skip
+    mine = [s for s in samples if s["prompt_id"] == prompt]
+    page.goto(f"/ui/jobs/{finished}/samples/{mine[0]['id']}")
+    page.locator("a.prompt-link").click()
+    page.wait_for_url(re.compile(r"/prompts/"))
+    columns = page.locator(".side-by-side article.column")
+    assert columns.count() == len(mine)
+    shown = [c.get_attribute("class").split()[-1] for c in columns.all()]
+    assert shown == sorted(shown, key=lambda kind: kind != "ok") and {"ok", "no"} <= set(shown)
+    boxes = page.evaluate(
+        "[...document.querySelectorAll('article.column')].map(c => c.getBoundingClientRect().top)"
+    )
+    assert boxes[0] == boxes[1]  # side by side on a laptop, not one under another
+    page.screenshot(path=ARTIFACTS / "prompt.png", full_page=True)
+
+
+def test_no_page_scrolls_sideways_on_a_phone(stack: Stack, browser: Any, finished: str) -> None:
+    narrow = _log_in(browser, stack, SUBMIT_TOKEN)
+    narrow.set_viewport_size({"width": 420, "height": 900})
+    sample = _all_samples(stack, finished)[0]
+    for path in (
+        "/ui/jobs",
+        f"/ui/jobs/{finished}",
+        f"/ui/jobs/{finished}/samples",
+        f"/ui/jobs/{finished}/samples/{sample['id']}",
+        f"/ui/jobs/{finished}/prompts/{sample['prompt_id']}",
+    ):
+        narrow.goto(path)
+        width = narrow.evaluate("document.documentElement.scrollWidth")
+        assert width <= 420, (path, width)
+    narrow.screenshot(path=ARTIFACTS / "prompt-420px.png", full_page=True)
+    narrow.close()
 
 
 def test_a_sample_page_shows_the_verdict_details(stack: Stack, finished: str, page: Any) -> None:
@@ -199,6 +254,7 @@ def test_a_sample_page_shows_the_verdict_details(stack: Stack, finished: str, pa
     for value in math["details"].values():
         assert str(value) in row.text_content()  # KaTeX keeps the TeX source in its MathML annotation
     assert page.locator(".finish-reason").inner_text() == sample["finish_reason"]
+    assert page.locator(".katex").count() > 0  # KaTeX, as scripts/setup installs it, renders the maths
     assert str(sample["completion_tokens"]) in page.locator(".tokens").inner_text()
     assert page.locator("details.think").count() == (1 if sample["think"] else 0)
     page.screenshot(path=ARTIFACTS / "sample.png", full_page=True)
