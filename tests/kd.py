@@ -1,4 +1,4 @@
-"""The distillation loss the README gives, as the tests run it on exported soft labels."""
+"""The distillation loss docs/export.md gives, as the tests run it on exported soft labels."""
 
 from __future__ import annotations
 
