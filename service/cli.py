@@ -166,6 +166,8 @@ def _prompt_source(args: argparse.Namespace, body: dict[str, Any], skipped: Coun
 
     name = args.preset or body.pop("preset", None)
     if args.reasoning_gym:
+        if name is not None:
+            raise TracemillError(f"--reasoning-gym makes its own prompts: it takes no preset (got {name!r})")
         return _procedural_source(args, body)
     if args.input is None:
         raise TracemillError("give a prompt file (FILE) or --reasoning-gym TASK[:COUNT[:SEED]]")

@@ -191,3 +191,26 @@ def test_submit_options_reach_the_presets_verifiers(api: tuple[str, Path], tmp_p
     assert "--options for code, which the job's verifiers do not name (format, math)" in unnamed.stderr
     wrong = _submit(url, path, "--preset", "gsm8k", "--options", 'math={"timeout_s": "soon"}')
     assert wrong.returncode != 0 and "verifiers.1.options.timeout_s" in wrong.stderr, wrong.stderr
+
+
+def test_reasoning_gym_takes_no_preset(api: tuple[str, Path]) -> None:
+    url, _ = api
+    done = subprocess.run(
+        [
+            *CLI,
+            "submit",
+            "--reasoning-gym",
+            "basic_arithmetic:3",
+            "--preset",
+            "gsm8k",
+            "--api",
+            url,
+            *TEACHER,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "--reasoning-gym makes its own prompts: it takes no preset (got 'gsm8k')" in done.stderr
