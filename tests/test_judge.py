@@ -260,3 +260,40 @@ def test_a_down_judge_pauses_the_job_until_it_answers(
     job = jobs.get_job(engine, job_id)
     assert (job.tasks.done, job.tasks.failed, job.samples.total) == (PROMPTS, 0, PROMPTS * 2)
     assert "judge:unavailable" not in job.rejection_reasons
+
+
+class _QuestionBug(JudgeVerifier):
+    """A model verifier whose question() has a bug."""
+
+    def question(self, candidate: Candidate) -> Any:
+        raise KeyError("reference_text")
+
+
+def test_a_question_that_raises_is_a_reason_not_a_failed_task(runner: VerifierRunner) -> None:
+    import aiohttp
+
+    from verifiers.runner import VerifierSpec
+    from workers.teacher import TeacherClient, TeacherEndpoint
+    from workers.teachers import Teachers
+    from workers.verification import ModelCheck, Verification, VerifierPlan
+
+    options = _judge("http://127.0.0.1:9/v1")  # never asked: the question fails first
+    verifier = _QuestionBug(JudgeOptions.model_validate(options))
+    check = ModelCheck(
+        VerifierSpec("judge", options),
+        verifier,
+        TeacherEndpoint(("http://127.0.0.1:9/v1",), "m"),
+        None,
+        False,
+        "",
+    )
+    plan = VerifierPlan(models=(check,), order=("judge",))
+
+    async def verdicts() -> list[list[Any]]:
+        async with aiohttp.ClientSession() as session:
+            verification = Verification(runner, Teachers(TeacherClient(session)), max_in_flight=2)
+            return await verification.each(plan, [Candidate("<think>r</think>4", "r", "4", reference="4")])
+
+    ((verdict,),) = asyncio.run(verdicts())
+    assert verdict.reason == "judge:error" and not verdict.accepted
+    assert verdict.details["error"] == "KeyError: 'reference_text'"

@@ -137,7 +137,10 @@ class Verification:
     async def _ask(self, check: ModelCheck, candidate: Candidate) -> NamedVerdict:
         name = check.spec.name
         started = time.perf_counter()
-        question = check.verifier.question(candidate)
+        try:
+            question = check.verifier.question(candidate)
+        except Exception as exc:  # as in read(): a plugin's bug becomes a verdict, not a failed task
+            return _named(name, _plugin_error(name, exc), time.perf_counter() - started, {})
         if isinstance(question, Verdict):
             return _named(name, question, time.perf_counter() - started, {})
         async with self._slots:
@@ -156,8 +159,12 @@ class Verification:
         try:
             verdict = check.verifier.read(candidate, reply)
         except Exception as exc:  # a plugin's bug must become a verdict, not a lost sample
-            verdict = Verdict.reject(name, "error", error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
+            verdict = _plugin_error(name, exc)
         return _named(name, verdict, time.perf_counter() - started, usage)
+
+
+def _plugin_error(name: str, exc: Exception) -> Verdict:
+    return Verdict.reject(name, "error", error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
 
 
 def _named(name: str, verdict: Verdict, seconds: float, usage: dict[str, int]) -> NamedVerdict:
