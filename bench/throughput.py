@@ -85,6 +85,10 @@ class Regime:
         """Requests kept out: enough sequences to fill the engine's slots."""
         return self.slots // self.n
 
+    def requests_out(self, streaming: bool) -> int:
+        """Requests at the teacher at once: one a prompt, or streamed, one a sample."""
+        return self.in_flight * (self.n if streaming else 1)
+
     def teacher_args(self) -> list[str]:
         return [
             "--max-num-seqs", str(self.slots), "--token-delay", str(self.token_s),
@@ -265,7 +269,7 @@ async def _bare(teacher_url: str, regime: Regime, streaming: bool) -> Run:
 
 def bare_client(teacher_url: str, regime: Regime, streaming: bool) -> Run:
     run = asyncio.run(_bare(teacher_url, regime, streaming))
-    share, first, last = in_flight_share(teacher_url, regime.in_flight * (regime.n if streaming else 1))
+    share, first, last = in_flight_share(teacher_url, regime.requests_out(streaming))
     run.in_flight_share, run.teacher_span_s = share, last - first
     return run
 
@@ -338,7 +342,7 @@ def pipeline(
             "database": database_cpu() - database_before,
             "verifiers": sum(session_cpu({p.pid}) - before[p.pid][0] - own[p.pid] for p in processes[1:]),
         }
-        share, first, last = in_flight_share(teacher_url, regime.in_flight * (regime.n if abort_early else 1))
+        share, first, last = in_flight_share(teacher_url, regime.requests_out(abort_early))
         span, lead, tail = last - first, first - posted, posted + seconds - last
     finally:
         stop(list(reversed(processes)))
@@ -436,7 +440,7 @@ def main() -> None:
         for name in args.regimes.split(","):
             regime = REGIMES[name]
             regime = Regime(**{**regime.__dict__, "prompts": max(8, int(regime.prompts * args.scale))})
-            level = regime.in_flight * (regime.n if args.abort_early else 1)  # requests, streams each
+            level = regime.requests_out(args.abort_early)
             with teacher(regime, root) as url:
                 ceiling = bare_client(url, regime, args.abort_early)
                 print(

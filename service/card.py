@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from service.schemas import JobOut
 
@@ -23,24 +23,37 @@ def _size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
-FORMS = {"messages": "`messages`", "prompt-completion": "conversational prompt-completion"}
-COLUMNS = {
-    "messages": "`messages` (user turn, then the assistant's `<think>` reasoning and answer)",
-    "prompt-completion": "`prompt` (the turns before the assistant's) and `completion` (the assistant's "
-    "`<think>` reasoning and answer)",
-}
-LOSS_ARGUMENT = {"messages": "", "prompt-completion": ", completion_only_loss=True"}
-LOSS_NOTE = {
-    "messages": "The loss is on every token, the prompt's too. For a loss on the assistant's turn only, "
-    "export with `--format prompt-completion` (TRL's `assistant_only_loss` needs a chat template with "
-    "`{% generation %}` markers, which most lack).",
-    "prompt-completion": "The loss is on the completion only: SFTTrainer masks the prompt of a "
-    "prompt-completion dataset (`completion_only_loss`, on by default for this form).",
+class _Form(NamedTuple):
+    """How the card speaks of an export form (``--format``): its name, columns and loss."""
+
+    name: str
+    columns: str
+    loss_argument: str  # for SFTConfig in the snippet
+    loss_note: str
+
+
+FORMS = {
+    "messages": _Form(
+        "`messages`",
+        "`messages` (user turn, then the assistant's `<think>` reasoning and answer)",
+        "",
+        "The loss is on every token, the prompt's too. For a loss on the assistant's turn only, export "
+        "with `--format prompt-completion` (TRL's `assistant_only_loss` needs a chat template with "
+        "`{% generation %}` markers, which most lack).",
+    ),
+    "prompt-completion": _Form(
+        "conversational prompt-completion",
+        "`prompt` (the turns before the assistant's) and `completion` (the assistant's `<think>` "
+        "reasoning and answer)",
+        ", completion_only_loss=True",
+        "The loss is on the completion only: SFTTrainer masks the prompt of a prompt-completion dataset "
+        "(`completion_only_loss`, on by default for this form).",
+    ),
 }
 
 
 def render_card(options: ExportOptions, report: ExportReport, job_views: list[JobOut]) -> str:
-    total = sum(report.splits.values())
+    total, form = sum(report.splits.values()), FORMS[options.format]
     splits = "\n".join(f"  - split: {split}\n    path: data/{split}-*" for split in sorted(report.splits))
     lines = [
         "---",
@@ -53,7 +66,7 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         "",
         "# Reasoning traces distilled with Tracemill",
         "",
-        f"{total} rows in {FORMS[options.format]} form: {report.reasoning} reasoning traces from a teacher, "
+        f"{total} rows in {form.name} form: {report.reasoning} reasoning traces from a teacher, "
         "accepted by "
         f"rule-based verifiers, and {report.general} general samples "
         f"({report.reasoning / max(1, total):.1%} reasoning, asked for {options.reasoning_share:.0%}).",
@@ -103,13 +116,13 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         "",
         'dataset = load_dataset("parquet", data_dir="data")  # or load_dataset("<repo id>") from the Hub',
         'trainer = SFTTrainer(model="Qwen/Qwen2.5-1.5B-Instruct", train_dataset=dataset["train"],',
-        f'                     args=SFTConfig(output_dir="student"{LOSS_ARGUMENT[options.format]}))',
+        f'                     args=SFTConfig(output_dir="student"{form.loss_argument}))',
         "trainer.train()",
         "```",
         "",
-        LOSS_NOTE[options.format],
+        form.loss_note,
         "",
-        f"Columns: {COLUMNS[options.format]}, `source` "
+        f"Columns: {form.columns}, `source` "
         "(`reasoning` or `general`), `job_id`, `prompt_id`, `teacher`, `verifiers` (those it passed), "
         "`num_tokens`, `pass_rate` (accepted / sampled for its prompt: a difficulty signal), `reference` "
         "and `reference_from` (`prompt`, or `majority` where the prompt had none and its samples' "

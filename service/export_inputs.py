@@ -16,6 +16,9 @@ from service.sources import read_rows
 
 ROW_FILES = (".jsonl", ".json", ".parquet")
 EVAL_TEXT_COLUMNS = ("problem", "prompt", "question", "text", "input")  # an evaluation row's text
+# A general row without `messages`: its prompt and its response, from the first of these columns set.
+PROMPT_COLUMNS = ("prompt", "instruction", "question")
+RESPONSE_COLUMNS = ("response", "output", "answer")
 # What ``datasets.save_to_disk`` leaves in a folder: one split, or a dict of splits.
 SAVED_DATASET_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")
 
@@ -24,12 +27,17 @@ def eval_texts(paths: tuple[Path, ...]) -> Iterator[str]:
     """The text of every evaluation row, for decontamination."""
     for path in paths:
         for row in read_rows(path):
-            column = next((c for c in EVAL_TEXT_COLUMNS if isinstance(row.get(c), str)), None)
-            if column is None:
+            text = _eval_text(row)
+            if text is None:
                 raise InvalidJob(
                     f"{path}: no text column among {', '.join(EVAL_TEXT_COLUMNS)}", field="decontaminate"
                 )
-            yield row[column]
+            yield text
+
+
+def _eval_text(row: dict[str, Any]) -> str | None:
+    """An evaluation row's text: its first text column of ``EVAL_TEXT_COLUMNS``."""
+    return next((row[c] for c in EVAL_TEXT_COLUMNS if isinstance(row.get(c), str)), None)
 
 
 def check_inputs(general: Sequence[Path], decontaminate: Sequence[Path]) -> None:
@@ -40,18 +48,22 @@ def check_inputs(general: Sequence[Path], decontaminate: Sequence[Path]) -> None
         if first is not None and general_row(first, 0) is None:
             raise InvalidJob(
                 f"{path}: its first row is no general sample: it needs `messages` ending with an assistant "
-                "turn, or a prompt (`prompt`, `instruction`, `question`) and a response (`response`, "
-                f"`output`, `answer`); its columns: {', '.join(sorted(first)) or 'none'}",
+                f"turn, or a prompt ({_columns(PROMPT_COLUMNS)}) and a response "
+                f"({_columns(RESPONSE_COLUMNS)}); its columns: {', '.join(sorted(first)) or 'none'}",
                 field=f"general.{index}",
             )
     for index, path in enumerate(decontaminate):
         first = _first_row(path, f"decontaminate.{index}")
-        if first is not None and not any(isinstance(first.get(c), str) for c in EVAL_TEXT_COLUMNS):
+        if first is not None and _eval_text(first) is None:
             raise InvalidJob(
                 f"{path}: no text column among {', '.join(EVAL_TEXT_COLUMNS)} in its first row; its columns: "
                 f"{', '.join(sorted(first)) or 'none'}",
                 field=f"decontaminate.{index}",
             )
+
+
+def _columns(names: Sequence[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
 
 
 def _first_row(path: Path, field: str) -> dict[str, Any] | None:
@@ -89,8 +101,8 @@ def general_row(row: dict[str, Any], number: int) -> dict[str, Any] | None:
             return None  # not chat turns
         messages = [{"role": str(m["role"]), "content": m["content"]} for m in turns]
     else:
-        prompt = row.get("prompt") or row.get("instruction") or row.get("question")
-        response = row.get("response") or row.get("output") or row.get("answer")
+        prompt = next((row[c] for c in PROMPT_COLUMNS if row.get(c)), None)
+        response = next((row[c] for c in RESPONSE_COLUMNS if row.get(c)), None)
         if not prompt or not response:
             return None
         messages = [{"role": "user", "content": str(prompt)}, {"role": "assistant", "content": str(response)}]

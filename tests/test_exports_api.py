@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,16 +26,20 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+def _wait(client: TestClient, export_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (state := client.get(f"/v1/exports/{export_id}").json())["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return dict(state)
+
+
 def test_an_export_runs_in_the_background(client: TestClient, tmp_path: Path) -> None:
     engine = client.app.state.engine  # type: ignore[attr-defined]
     job_id = _job_with_shards(engine, tmp_path / "shards")
     response = client.post("/v1/exports", json={"jobs": [job_id], "reasoning_share": 1.0})
     assert response.status_code == 202
-    export_id = response.json()["id"]
-    deadline = time.monotonic() + 60
-    while (state := client.get(f"/v1/exports/{export_id}").json())["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    state = _wait(client, response.json()["id"])
     assert state["status"] == "done", state
     assert state["rows_written"] == state["report"]["reasoning"] == 39  # 40 prompts, one a duplicate
     folder = Path(state["location"])
@@ -61,14 +66,6 @@ def test_an_export_cut_off_by_a_restart_is_marked_failed(client: TestClient) -> 
     fail_interrupted(engine)
     state = get_export(engine, "e1")
     assert state.status == "failed" and state.error and "stopped" in state.error
-
-
-def _wait(client: TestClient, export_id: str) -> dict[str, object]:
-    deadline = time.monotonic() + 60
-    while (state := client.get(f"/v1/exports/{export_id}").json())["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    return dict(state)
 
 
 def test_files_an_export_cannot_read_are_refused_when_it_is_asked_for(

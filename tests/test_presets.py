@@ -52,14 +52,12 @@ def _dataset_file(name: str, folder: Path) -> Path:
     return path
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
 def _submit(api: str, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "submit", str(path), "--api", api, *TEACHER, "--no-follow", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return _cli("submit", str(path), "--api", api, *TEACHER, "--no-follow", *args)
 
 
 def _stored(data_dir: Path, job_id: str) -> dict[str, Task]:
@@ -195,22 +193,8 @@ def test_submit_options_reach_the_presets_verifiers(api: tuple[str, Path], tmp_p
 
 def test_reasoning_gym_takes_no_preset(api: tuple[str, Path]) -> None:
     url, _ = api
-    done = subprocess.run(
-        [
-            *CLI,
-            "submit",
-            "--reasoning-gym",
-            "basic_arithmetic:3",
-            "--preset",
-            "gsm8k",
-            "--api",
-            url,
-            *TEACHER,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = _cli(
+        "submit", "--reasoning-gym", "basic_arithmetic:3", "--preset", "gsm8k", "--api", url, *TEACHER
     )
     assert done.returncode != 0
     assert "--reasoning-gym makes its own prompts: it takes no preset (got 'gsm8k')" in done.stderr

@@ -13,9 +13,11 @@ NAME = "format"
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
-def _after_answer(after: str) -> str:
-    """What follows the first ``</answer>`` (nothing when there is none)."""
-    return after.partition("</answer>")[2]
+def _text_after_answer(after: str) -> Verdict | None:
+    """The rejection of text after the first ``</answer>`` in ``after`` (the part after ``</think>``),
+    quoting it; None where nothing follows, or there is no ``</answer>``."""
+    trailing = after.partition("</answer>")[2].strip()
+    return Verdict.reject(NAME, "text_after_answer", after=trailing[:DETAIL_CHARS]) if trailing else None
 
 
 class FormatOptions(BaseModel):
@@ -64,19 +66,12 @@ class FormatVerifier:
         opens, closes = text.count("<think>"), text.count("</think>")
         if opens > 1 or closes > 1:
             return Verdict.reject(NAME, "repeated_think", opens=opens, closes=closes)
-        after = text.partition("</think>")[2] if closes else ""
-        if _after_answer(after).strip():
-            return Verdict.reject(
-                NAME, "text_after_answer", after=_after_answer(after).strip()[:DETAIL_CHARS]
-            )
-        return None
+        return _text_after_answer(text.partition("</think>")[2]) if closes else None
 
     def _check_answer(self, after: str) -> Verdict:
         if "<answer>" in after or "</answer>" in after:
-            if _after_answer(after).strip():
-                return Verdict.reject(
-                    NAME, "text_after_answer", after=_after_answer(after).strip()[:DETAIL_CHARS]
-                )
+            if (trailing := _text_after_answer(after)) is not None:
+                return trailing
             blocks = _ANSWER_BLOCK.findall(after)
             if len(blocks) != 1 or after.count("<answer>") != 1:
                 return Verdict.reject(
