@@ -29,8 +29,8 @@ import httpx
 import pyarrow.parquet as pq
 
 from bench.judge import run_job, stack
-from service.client import ApiClient
-from service.standin import DEFAULT_MODEL
+from service.cli.client import ApiClient
+from service.standin.server import DEFAULT_MODEL
 
 MAX_TOKENS = 8192
 # The judge bench's engine, its steps five times slower: a teacher whose tokens are what the job waits

@@ -34,10 +34,10 @@ import httpx
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
-from service.db import make_engine
-from service.models import Job, Sample, Shard, Task
-from service.procs import free_port, spawn, stop, wait_http
-from service.standin import DEFAULT_MODEL
+from service.database.db import make_engine
+from service.database.models import Job, Sample, Shard, Task
+from service.launch.procs import free_port, spawn, stop, wait_http
+from service.standin.server import DEFAULT_MODEL
 from tests.pg import create_database, postgres_server
 
 JOB_TIMEOUT_S = 300

@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 from sqlalchemy import insert, update
 
 from bench.synthetic import finished_job
-from service.db import make_engine, upgrade_schema, writing
-from service.models import Shard, Task
-from service.shards import SCHEMA
-from service.storage import ROW_GROUP_ROWS
+from service.database.db import make_engine, upgrade_schema, writing
+from service.database.models import Shard, Task
+from service.storage.shards import SCHEMA
+from service.storage.stores import ROW_GROUP_ROWS
 
 SHARD_ROWS = 5_000  # as the service writes them (TRACEMILL_SHARD_ROWS)
 PER_PROMPT = 4

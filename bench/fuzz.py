@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from service.procs import free_port, spawn, stop, wait_http
+from service.launch.procs import free_port, spawn, stop, wait_http
 from service.security.tokens import Role, entry_for, new_token
 
 MIN_CASES = 500

@@ -22,9 +22,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from service.client import ApiClient
-from service.procs import free_port, spawn, stop, wait_http
-from service.standin import DEFAULT_MODEL
+from service.cli.client import ApiClient
+from service.launch.procs import free_port, spawn, stop, wait_http
+from service.standin.server import DEFAULT_MODEL
 
 POLL_S = 0.2
 SLOTS = 128  # the engine's sequences at once; requests in flight are SLOTS // n

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from service.client import ApiClient
-from service.procs import free_port, spawn, stop, wait_http
-from service.standin import DEFAULT_MODEL
+from service.cli.client import ApiClient
+from service.launch.procs import free_port, spawn, stop, wait_http
+from service.standin.server import DEFAULT_MODEL
 
 POLL_S = 0.2
 

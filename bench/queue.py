@@ -23,9 +23,9 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx
 
-from service import jobs, queue
-from service.db import make_engine, upgrade_schema
-from service.procs import free_port, spawn, stop, wait_http
+from service.database import jobs, queue
+from service.database.db import make_engine, upgrade_schema
+from service.launch.procs import free_port, spawn, stop, wait_http
 from service.schemas import JobIn
 from tests.pg import create_database, postgres_server
 

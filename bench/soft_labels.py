@@ -21,18 +21,19 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from sqlalchemy import select
 
-from service import jobs, queue, shards
-from service.db import make_engine, reading, upgrade_schema
-from service.export import ExportOptions, export
-from service.models import Shard
-from service.queue import NewSample
+from service.database import jobs, queue
+from service.database.db import make_engine, reading, upgrade_schema
+from service.database.models import Shard
+from service.database.queue import NewSample
+from service.export.mixing import ExportOptions, export
 from service.schemas import JobIn
-from service.soft_labels import from_openai, pack
-from service.standin import DEFAULT_MODEL
-from service.standin_logprobs import chat_logprobs
-from service.standin_text import compose, pad
-from service.standin_tokenizer import save_standin_tokenizer
-from service.storage import ShardStore
+from service.standin.logprobs import chat_logprobs
+from service.standin.server import DEFAULT_MODEL
+from service.standin.text import compose, pad
+from service.standin.tokenizer import save_standin_tokenizer
+from service.storage import shards
+from service.storage.soft_labels import from_openai, pack
+from service.storage.stores import ShardStore
 from verifiers.base import NamedVerdict
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
-from service import jobs
-from service.db import writing
-from service.models import Task
+from service.database import jobs
+from service.database.db import writing
+from service.database.models import Task
 from service.schemas import JobIn, PromptsIn
 
 PAGE = 50_000

@@ -3,7 +3,7 @@
     python bench/throughput.py [--scale 1.0] [--regimes realistic,stress] [--databases sqlite,postgresql]
                                [--abort-early]
 
-One stand-in teacher per regime, modelling a continuous-batching engine (``service/batching.py``):
+One stand-in teacher per regime, modelling a continuous-batching engine (``service/standin/batching.py``):
 - realistic: 256 sequences at once, log-normal completions of median 1,500 tokens (about 2,000 on
   average, up to the 4,096-token budget), per-token time compressed;
 - stress: 1,024 sequences, ~100-token completions, so that orchestration overhead shows.
@@ -49,10 +49,10 @@ import aiohttp
 import httpx
 from sqlalchemy import func, select
 
-from service.db import make_engine
-from service.models import Task
-from service.procs import free_port, spawn, stop, wait_http
-from service.standin import DEFAULT_MODEL
+from service.database.db import make_engine
+from service.database.models import Task
+from service.launch.procs import free_port, spawn, stop, wait_http
+from service.standin.server import DEFAULT_MODEL
 from tests.pg import create_database, postgres_server
 from workers.process import task_seed
 

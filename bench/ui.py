@@ -29,9 +29,9 @@ import httpx
 from sqlalchemy import func, insert, select, update
 
 from bench.synthetic import finished_job
-from service.db import make_engine, upgrade_schema, writing
-from service.models import Sample, Task, Verdict, VerdictCount
-from service.procs import free_port, spawn, stop, wait_http
+from service.database.db import make_engine, upgrade_schema, writing
+from service.database.models import Sample, Task, Verdict, VerdictCount
+from service.launch.procs import free_port, spawn, stop, wait_http
 from tests.pg import create_database, postgres_server
 
 PER_PROMPT = 4

@@ -23,7 +23,8 @@ from typing import Any
 # Run as a script, this folder comes first on sys.path, and this very file would shadow the package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from service.standin_text import compose, solve
+from service.reasoning import split_completion
+from service.standin.text import compose, solve
 from tests.cases.math_cases import CASES
 from verifiers.base import Candidate, Verdict
 from verifiers.format import FormatOptions, FormatVerifier
@@ -31,7 +32,6 @@ from verifiers.language import LanguageMixVerifier, LanguageOptions
 from verifiers.length import LengthOptions, LengthVerifier
 from verifiers.math_answer import MathOptions, MathVerifier, _latex, _parse
 from verifiers.readability import ReadabilityOptions, ReadabilityVerifier
-from workers.reasoning import split_completion
 
 MIN_SECONDS = 1.0
 

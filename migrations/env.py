@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from service.db import make_engine
-from service.models import metadata
+from service.database.db import make_engine
+from service.database.models import metadata
 from service.settings import Settings
 
 config = context.config

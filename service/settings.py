@@ -14,7 +14,7 @@ from service.security.teachers import DEFAULT_TEACHER_HOSTS, TeacherPolicy
 from service.security.tokens import TokenBook
 
 if TYPE_CHECKING:
-    from service.storage import ShardStore
+    from service.storage.stores import ShardStore
 
 DEFAULT_DATA_DIR = Path("tracemill-data")
 DEFAULT_LEASE_SECONDS = 60.0
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     @property
     def shard_store(self) -> ShardStore:
         """The shard directory or URL, as the store that reads and writes it."""
-        from service.storage import ShardStore
+        from service.storage.stores import ShardStore
 
         assert self.shard_dir is not None
         return ShardStore(self.shard_dir)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from service import jobs
-from service.db import make_engine, upgrade_schema
-from service.procs import free_port, spawn, stop, wait_http
+from service.database import jobs
+from service.database.db import make_engine, upgrade_schema
+from service.launch.procs import free_port, spawn, stop, wait_http
 from service.schemas import JobIn
 from tests.pg import create_database, postgres_server
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from service import jobs
-from service.procs import spawn, stop, wait_http
+from service.database import jobs
+from service.launch.procs import spawn, stop, wait_http
 from service.schemas import JobOut
 from workers.loop import Worker
 

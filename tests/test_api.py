@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.api import create_app, flush_pause
-from service.models import Job, Task
+from service.api.app import create_app, flush_pause
+from service.database.models import Job, Task
 from service.settings import Settings
-from service.shards import FlushResult
+from service.storage.shards import FlushResult
 
 VALID: dict[str, Any] = {
     "teacher": {"base_url": "http://127.0.0.1:8000/v1", "model": "teacher", "api_key_env": "TEACHER_KEY"},

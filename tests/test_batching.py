@@ -7,8 +7,8 @@ import asyncio
 import statistics
 import time
 
-from service.batching import BatchingEngine, EngineModel
-from service.standin_text import compose, count_tokens, pad, target_length
+from service.standin.batching import BatchingEngine, EngineModel
+from service.standin.text import compose, count_tokens, pad, target_length
 
 
 async def _finish_times(engine: BatchingEngine, lengths: list[int]) -> list[float]:

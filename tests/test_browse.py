@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from service import browse, insights, jobs, queue
-from service.browse import SampleFilter
+from service.api import browse, insights
+from service.api.browse import SampleFilter
+from service.database import jobs, queue
+from service.database.queue import NewSample
 from service.errors import SampleNotFound
-from service.queue import NewSample
 from service.schemas import JobIn
 from verifiers.base import NamedVerdict
 

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.exc import OperationalError
 
-from service import db
-from service.db import among, make_engine, reading, writing
-from service.models import Task
+from service.database import db
+from service.database.db import among, make_engine, reading, writing
+from service.database.models import Task
 from tests.conftest import simple_job
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from service import jobs, queue, shards
-from service.decontaminate import Decontaminator, heavy_removals
-from service.export import ExportOptions, export
+from service.database import jobs, queue
+from service.database.queue import NewSample
+from service.export.decontaminate import Decontaminator, heavy_removals
+from service.export.mixing import ExportOptions, export
 from service.presets.procedural import procedural_prompts
-from service.queue import NewSample
 from service.schemas import JobIn
-from service.storage import ShardStore
+from service.storage import shards
+from service.storage.stores import ShardStore
 from verifiers.base import NamedVerdict
 
 INSTRUCTION = "Your task is to sort words in ascending or descending order using ASCII/Unicode ordering."

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import build_parser
+from service.cli.main import build_parser
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

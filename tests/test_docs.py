@@ -9,7 +9,7 @@ import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from service.cli import build_parser
+from service.cli.main import build_parser
 from service.settings import Settings
 from verifiers.registry import ENTRY_POINT_GROUP
 

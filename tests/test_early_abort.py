@@ -15,12 +15,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from service import jobs
-from service.models import Sample, Task, Verdict
-from service.procs import stop
+from service.database import jobs
+from service.database.models import Sample, Task, Verdict
+from service.launch.procs import stop
+from service.reasoning import split_text
 from service.schemas import JobIn
-from service.standin import DEFAULT_MODEL, Standin, StandinConfig
-from service.standin_text import token_pieces
+from service.standin.server import DEFAULT_MODEL, Standin, StandinConfig
+from service.standin.text import token_pieces
 from tests.cases.langmix_cases import CASES as LANGMIX_CASES
 from tests.conftest import start_standin
 from tests.test_format import CASES as FORMAT_CASES
@@ -32,7 +33,6 @@ from verifiers.repetition import RepetitionOptions, RepetitionVerifier
 from verifiers.runner import VerifierRunner
 from workers.early_abort import PartialChecks
 from workers.loop import Worker
-from workers.reasoning import split_text
 from workers.teacher import TeacherClient, TeacherEndpoint
 
 PROMPT = "Compute 17 * 3 + 4."

@@ -10,12 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine
 
-from service import jobs, queue, shards
+from service.database import jobs, queue
+from service.database.queue import NewSample
 from service.errors import InvalidJob
-from service.export import ExportOptions, export
-from service.queue import NewSample
+from service.export.mixing import ExportOptions, export
 from service.schemas import JobIn
-from service.storage import ShardStore
+from service.storage import shards
+from service.storage.stores import ShardStore
 from verifiers.base import NamedVerdict
 
 PROMPTS = 40

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from service.api import create_app
-from service.db import utcnow, writing
-from service.exports import fail_interrupted, get_export
-from service.models import Export
+from service.api.app import create_app
+from service.api.exports import fail_interrupted, get_export
+from service.database.db import utcnow, writing
+from service.database.models import Export
 from service.settings import Settings
 from tests.test_export import _job_with_shards
 

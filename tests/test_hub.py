@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from service.hub import HubPushFailed, push_to_hub
+from service.export.hub import HubPushFailed, push_to_hub
 from tests.hub_standin import hub_standin
 from tests.test_export import _job_with_shards
 

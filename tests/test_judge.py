@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from service import browse, jobs
-from service.procs import free_port, stop
+from service.api import browse
+from service.database import jobs
+from service.launch.procs import free_port, stop
 from service.schemas import JobIn, JobOut, SampleOut
-from service.standin import DEFAULT_MODEL
+from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
 from tests.fault_proxy import FaultProxy
 from tests.outage import pause_then_return

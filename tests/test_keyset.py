@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from service.keyset import KeySet
+from service.export.keyset import KeySet
 
 
 def test_keyset_agrees_with_a_python_set() -> None:

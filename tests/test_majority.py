@@ -16,12 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine
 
-from service import browse, jobs, shards
-from service.export import ExportOptions, export
-from service.procs import spawn, stop
+from service.api import browse
+from service.database import jobs
+from service.export.mixing import ExportOptions, export
+from service.launch.procs import spawn, stop
 from service.schemas import JobIn, SampleOut
-from service.standin import DEFAULT_MODEL
-from service.storage import ShardStore
+from service.standin.server import DEFAULT_MODEL
+from service.storage import shards
+from service.storage.stores import ShardStore
 from tests.conftest import start_standin
 from verifiers.base import Candidate, Verdict
 from verifiers.majority import MajorityOptions, MajorityVerifier

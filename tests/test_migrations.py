@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Inspector, MetaData, Table, create_engine, func, inspect, select
 
-from service.db import alembic_config, downgrade_schema, make_engine, upgrade_schema
-from service.models import metadata
+from service.database.db import alembic_config, downgrade_schema, make_engine, upgrade_schema
+from service.database.models import metadata
 
 TABLES = {
     "jobs",

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine, select
 
-from service.models import Task
+from service.database.models import Task
+from service.launch.procs import free_port, spawn, stop, wait_http
 from service.presets import PRESETS
-from service.procs import free_port, spawn, stop, wait_http
 from tests.cases.preset_rows import EXPECTED, ROWS
 from verifiers.base import Candidate
 from verifiers.code_tests import CodeOptions, CodeVerifier

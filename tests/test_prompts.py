@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.prompts import conversation
+from service.database.prompts import conversation
 
 SPEC = {"prompt_template": "Think step by step. {prompt}", "system_prompt": "You are careful."}
 

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import Engine, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service import jobs, queue
-from service.db import utcnow, writing
+from service.database import jobs, queue
+from service.database.db import utcnow, writing
+from service.database.models import Sample, Task, Verdict, VerdictCount
+from service.database.queue import NewSample
 from service.errors import JobStateConflict, LeaseLost
-from service.models import Sample, Task, Verdict, VerdictCount
-from service.queue import NewSample
 from service.schemas import JobIn
 from tests.conftest import simple_job
 from verifiers.base import NamedVerdict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.reasoning import split_completion, split_text
+from service.reasoning import split_completion, split_text
 
 CASES = [
     # (content, reasoning field, completion, think, answer)

@@ -10,13 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, delete, func, select, update
 
-from service import jobs, queue, shards
-from service.db import writing
+from service.database import jobs, queue
+from service.database.db import writing
+from service.database.models import Job, Shard, ShardBacklog, Task
+from service.database.queue import NewSample
 from service.errors import ShardWriteError
-from service.models import Job, Shard, ShardBacklog, Task
-from service.queue import NewSample
 from service.schemas import JobIn
-from service.storage import ShardStore
+from service.storage import shards
+from service.storage.stores import ShardStore
 from verifiers.base import NamedVerdict
 
 

@@ -12,16 +12,17 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, func, select
 
-from service import jobs, shards
+from service.database import jobs
+from service.database.models import Sample
 from service.errors import InvalidJob
-from service.export import ExportOptions, export
-from service.models import Sample
+from service.export.mixing import ExportOptions, export
 from service.schemas import JobIn
-from service.soft_labels import PAD_ID, SoftLabels, from_openai, pack, to_arrow, unpack
-from service.standin import DEFAULT_MODEL
-from service.standin_text import VOCAB_SIZE, token_id, token_pieces
-from service.standin_tokenizer import save_standin_tokenizer
-from service.storage import ShardStore
+from service.standin.server import DEFAULT_MODEL
+from service.standin.text import VOCAB_SIZE, token_id, token_pieces
+from service.standin.tokenizer import save_standin_tokenizer
+from service.storage import shards
+from service.storage.soft_labels import PAD_ID, SoftLabels, from_openai, pack, to_arrow, unpack
+from service.storage.stores import ShardStore
 from tests.kd import kd_loss
 from verifiers.runner import VerifierRunner
 from workers.loop import Worker

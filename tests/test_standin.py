@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.procs import stop
-from service.standin import DEFAULT_MODEL
-from service.standin_text import compose, count_tokens, solve
+from service.launch.procs import stop
+from service.standin.server import DEFAULT_MODEL
+from service.standin.text import compose, count_tokens, solve
 from tests.conftest import start_standin
 from verifiers.base import Candidate
 from verifiers.format import FormatOptions, FormatVerifier

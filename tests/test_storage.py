@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from service import queue, shards
-from service.api import create_app
-from service.export import ExportOptions, export
-from service.queue import NewSample
+from service.api.app import create_app
+from service.database import queue
+from service.database.queue import NewSample
+from service.export.mixing import ExportOptions, export
 from service.settings import Settings
-from service.storage import ShardStore
+from service.storage import shards
+from service.storage.stores import ShardStore
 from verifiers.base import NamedVerdict
 
 TABLE = pa.table({"x": list(range(10)), "y": [f"row {i}" for i in range(10)]})

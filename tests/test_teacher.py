@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from service.errors import TeacherRejected, TeacherUnavailable
-from service.procs import stop
-from service.standin import DEFAULT_MODEL
+from service.launch.procs import stop
+from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
 from workers.teacher import ChatResult, TeacherClient, TeacherEndpoint
 

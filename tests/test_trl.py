@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from service.export import ExportOptions, export
-from service.storage import ShardStore
+from service.export.mixing import ExportOptions, export
+from service.storage.stores import ShardStore
 from tests.test_export import _general, _job_with_shards
 
 trl_data = pytest.importorskip("trl.data_utils", reason="the trl extra is not installed")

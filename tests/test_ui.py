@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service import queue
-from service.api import create_app
-from service.queue import NewSample
+from service.api.app import create_app
+from service.database import queue
+from service.database.queue import NewSample
 from service.settings import Settings
 from verifiers.base import NamedVerdict
 

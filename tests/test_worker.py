@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from service import browse, jobs, shards
-from service.procs import free_port, spawn, stop, wait_http
+from service.api import browse
+from service.database import jobs
+from service.launch.procs import free_port, spawn, stop, wait_http
 from service.schemas import JobIn, JobOut
 from service.security.teachers import TeacherPolicy
-from service.standin import DEFAULT_MODEL
-from service.storage import ShardStore
+from service.standin.server import DEFAULT_MODEL
+from service.storage import shards
+from service.storage.stores import ShardStore
 from tests.outage import pause_then_return
 from verifiers.runner import VerifierRunner
 from workers.loop import Worker

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.queue import ClaimedTask
+from service.database.queue import ClaimedTask
 from verifiers.base import Candidate
 from workers.process import to_samples
 from workers.teacher import ChatResult, Choice

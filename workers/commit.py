@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from service import queue
-from service.queue import ClaimedTask, Finished, NewSample
+from service.database import queue
+from service.database.queue import ClaimedTask, Finished, NewSample
 from workers.wakeup import Wakeup
 
 MAX_BATCH = 256

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from service.reasoning import split_completion
 from verifiers.base import Candidate, NamedVerdict
 from verifiers.registry import load_verifier
 from verifiers.runner import named
-from workers.reasoning import split_completion
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from service import queue
+from service.database import queue
 
 log = logging.getLogger(__name__)
 

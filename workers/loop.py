@@ -25,11 +25,11 @@ import aiohttp
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
-from service import jobs, queue
-from service.db import reading
+from service.database import jobs, queue
+from service.database.db import reading
+from service.database.models import Job
+from service.database.queue import ClaimedTask
 from service.errors import JobStateConflict, LeaseLost
-from service.models import Job
-from service.queue import ClaimedTask
 from service.security.teachers import TeacherPolicy
 from verifiers.runner import VerifierRunner
 from workers.commit import MAX_BATCH

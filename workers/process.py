@@ -11,18 +11,18 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from service import queue
+from service.database import queue
+from service.database.prompts import conversation
+from service.database.queue import ClaimedTask, NewSample
 from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
-from service.prompts import conversation
-from service.queue import ClaimedTask, NewSample
+from service.reasoning import split_completion
 from service.security.teachers import TeacherPolicy
 from service.settings import read_environment_variable
-from service.soft_labels import pack
+from service.storage.soft_labels import pack
 from verifiers.base import Candidate
 from verifiers.runner import VerifierRunner
 from workers.commit import Committer
 from workers.early_abort import PartialChecks
-from workers.reasoning import split_completion
 from workers.teacher import ChatResult, backoff_delay
 from workers.teachers import Teachers, TeacherTarget, target_from_teacher
 from workers.verification import ModelUnavailable, Verification, VerifierPlan

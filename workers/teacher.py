@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from service.errors import TeacherRejected, TeacherUnavailable
-from service.soft_labels import SoftLabels, from_openai
+from service.storage.soft_labels import SoftLabels, from_openai
 from verifiers.base import NamedVerdict
 
 if TYPE_CHECKING:

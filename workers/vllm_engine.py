@@ -4,7 +4,7 @@ Each task's request goes to the engine as soon as it holds a request slot, so th
 sequences as the worker keeps in flight and batches them itself. Requests carry the chat-templated
 prompt as token ids (vLLM's stable ``TokensPrompt`` input), so the prompt's token count is known
 exactly; completions come back as raw text and are split into think and answer by the same parser as
-an HTTP teacher's (``workers.reasoning``). vLLM is imported only here, and only when a job asks for this
+an HTTP teacher's (``service.reasoning``). vLLM is imported only here, and only when a job asks for this
 kind: the default install has no vLLM.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
-from service.soft_labels import from_engine
+from service.storage.soft_labels import from_engine
 from workers.teacher import ABORTED, ChatResult, Choice
 
 if TYPE_CHECKING:

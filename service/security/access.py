@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from service.db import reading
+from service.database.db import reading
+from service.database.models import Job
 from service.errors import Forbidden, InvalidJob, JobNotFound
-from service.models import Job
 from service.security.limits import TooManyRequests
 from service.security.tokens import Principal, Role
 

@@ -22,10 +22,10 @@ import aiohttp
 import httpx
 import pytest
 
-from service.procs import free_port, stop
-from service.smollm2 import SERVED_NAME, model_dir
-from service.standin import DEFAULT_MODEL
-from service.vllm_server import LOCAL_ENGINE_OPTIONS, start_vllm_server, vllm_installed
+from service.launch.procs import free_port, stop
+from service.launch.smollm2 import SERVED_NAME, model_dir
+from service.launch.vllm_server import LOCAL_ENGINE_OPTIONS, start_vllm_server, vllm_installed
+from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
 from workers.teacher import ChatResult, TeacherClient, TeacherEndpoint
 from workers.teachers import Teachers, TeacherTarget

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from service.errors import TeacherUnavailable
+from service.reasoning import split_completion
 from tests.conformance.conftest import TeacherUnderTest
 from tests.fault_proxy import FaultProxy
 from verifiers.base import Candidate, Verdict
 from workers.early_abort import PartialChecks
-from workers.reasoning import split_completion
 from workers.teacher import ChatResult, TeacherEndpoint
 
 QUESTION = [{"role": "user", "content": "Compute 6 * 7. Think first, then give the answer."}]

@@ -20,11 +20,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from service.client import ApiClient
-from service.demo import bundled_prompts
-from service.procs import free_port, spawn, stop, wait_http
-from service.smollm2 import SERVED_NAME
-from service.vllm_server import LOCAL_ENGINE_OPTIONS
+from service.cli.client import ApiClient
+from service.cli.demo import bundled_prompts
+from service.launch.procs import free_port, spawn, stop, wait_http
+from service.launch.smollm2 import SERVED_NAME
+from service.launch.vllm_server import LOCAL_ENGINE_OPTIONS
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
 

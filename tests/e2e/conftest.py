@@ -19,9 +19,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from service.procs import free_port, spawn, stop, wait_http
+from service.launch.procs import free_port, spawn, stop, wait_http
 from service.security.tokens import Role, entry_for, new_token
-from service.standin import DEFAULT_MODEL
+from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
 
 SECRET = "sk-tracemill-test-4f1c9a7e"

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from service import jobs
-from service.db import make_engine
+from service.database import jobs
+from service.database.db import make_engine
 from service.schemas import JobIn
 from service.settings import Settings
-from service.standin import DEFAULT_MODEL
+from service.standin.server import DEFAULT_MODEL
 from tests.e2e.conftest import OTHER_SECRET, READ_TOKEN, SECRET, SUBMIT_TOKEN, Stack, authorized
 
 REFUSAL_WAIT_S = 30

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from service.procs import free_port, spawn, stop, wait_http
-from service.standin import DEFAULT_MODEL
+from service.launch.procs import free_port, spawn, stop, wait_http
+from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
 from tests.e2e.conftest import wait_done
 

@@ -12,7 +12,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from service.standin import DEFAULT_MODEL
+from service.standin.server import DEFAULT_MODEL
 from tests.e2e.conftest import CLI, READ_TOKEN, SECRET, Stack, shard_rows, submit, wait_done
 
 

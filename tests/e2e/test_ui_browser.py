@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from service.procs import stop
-from service.standin import DEFAULT_MODEL
+from service.launch.procs import stop
+from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
 from tests.e2e.conftest import READ_TOKEN, SECRET, SUBMIT_TOKEN, Stack, wait_done
 

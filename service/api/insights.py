@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from service.db import reading, utcnow
-from service.models import Job, Task
+from service.database.db import reading, utcnow
+from service.database.models import Job, Task
 
 THROUGHPUT_BUCKETS = 40  # at most: a short job has fewer, a bar's width never under a second
 # Bar widths a reader takes in at a glance, from one second to a day: the narrowest that fits the job's

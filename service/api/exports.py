@@ -9,13 +9,13 @@ import uuid
 
 from sqlalchemy import Engine, insert, select, update
 
-from service import jobs
-from service.db import reading, utcnow, writing
+from service.database import jobs
+from service.database.db import reading, utcnow, writing
+from service.database.models import Export
 from service.errors import ExportNotFound, TracemillError
-from service.export import ExportOptions, export
-from service.export_inputs import check_inputs
-from service.hub import push_to_hub
-from service.models import Export
+from service.export.hub import push_to_hub
+from service.export.inputs import check_inputs
+from service.export.mixing import ExportOptions, export
 from service.schemas import ExportIn, ExportOut
 from service.settings import Settings
 

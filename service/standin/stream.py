@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.standin_text import count_tokens, token_pieces
+from service.standin.text import count_tokens, token_pieces
 
 
 def _event(payload: dict[str, Any] | str) -> bytes:

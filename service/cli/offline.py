@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.errors import InvalidJob
+from service.reasoning import split_completion
 from verifiers.base import Candidate, NamedVerdict
 from verifiers.language import SCRIPTS_OF, target_language
 from verifiers.runner import VerifierRunner, VerifierSpec
-from workers.reasoning import split_completion
 
 BATCH_ROWS = 32
 ROWS_IN_FLIGHT = 1_024

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from service.client import ApiClient
+from service.cli.client import ApiClient
 
 POLL_S = 1.0
 

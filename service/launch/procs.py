@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 def spawn(args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Run ``python -m service.cli ARGS`` with its output in ``log_path``."""
+    """Run ``python -m service.cli.main ARGS`` with its output in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, select
 
-from service.db import among
-from service.models import Sample, Task, Verdict
+from service.database.db import among
+from service.database.models import Sample, Task, Verdict
 
 # sample, prompt id, prompt text, prompt messages, reference
 SampleQuery = Select[Sample, str, str | None, list[dict[str, str]] | None, str | None]

@@ -20,10 +20,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
-from service import browse, insights, jobs
-from service.browse import SampleFilter
+from service.api import browse, insights
+from service.api.browse import SampleFilter
+from service.api.render import FOLD_CHARS, bare_tex, code_css, detail_value, rich_text
+from service.database import jobs
 from service.errors import JobNotFound, SampleNotFound
-from service.render import FOLD_CHARS, bare_tex, code_css, detail_value, rich_text
 from service.security.auth import COOKIE, safe_next
 from service.security.tokens import TokenBook
 

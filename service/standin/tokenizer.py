@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from service.standin_text import PIECE_PATTERN, token_id, token_pieces
+from service.standin.text import PIECE_PATTERN, token_id, token_pieces
 
 CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
 

@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-from service.db import is_sqlite, utcnow, writing
+from service.database.db import is_sqlite, utcnow, writing
+from service.database.models import Job, Task, metadata
 from service.errors import LeaseLost
-from service.models import Job, Task, metadata
 from verifiers.base import NamedVerdict, Tests
 
 ERROR_TEXT_LIMIT = 2_000

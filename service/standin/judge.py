@@ -11,7 +11,7 @@ import json
 import re
 from fractions import Fraction
 
-from service.standin_text import show_number, solve
+from service.standin.text import show_number, solve
 
 _SECTION = re.compile(r"<(problem|reference|candidate)>\n?(.*?)\n?</\1>", re.DOTALL)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")

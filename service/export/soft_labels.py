@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 
 from service.errors import InvalidJob
 from service.schemas import JobOut
-from service.shards import soft_label_shards
-from service.storage import ShardStore
+from service.storage.shards import soft_label_shards
+from service.storage.stores import ShardStore
 
 ROWS_PER_FILE = 5_000
 ROW_GROUP_ROWS = 64  # a row carries ~100 bytes per token: small groups keep readers light

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from service.models import VerdictCount, VerifierCost
+from service.database.models import VerdictCount, VerifierCost
 from service.schemas import ModelUsage, VerifierStats
 
 

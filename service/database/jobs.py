@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from service import queue
-from service.db import reading, utcnow, writing
+from service.database import queue
+from service.database.db import reading, utcnow, writing
+from service.database.models import Job, Shard, Task
+from service.database.queue import NewTask
+from service.database.verdict_stats import rate, usage_by_model, verdict_stats
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
-from service.models import Job, Shard, Task
-from service.queue import NewTask
 from service.schemas import (
     FailedTask,
     JobCreated,
@@ -26,8 +27,7 @@ from service.schemas import (
     ShardOut,
     TaskCounts,
 )
-from service.storage import ShardStore
-from service.verdict_stats import rate, usage_by_model, verdict_stats
+from service.storage.stores import ShardStore
 
 FAILED_TASKS_SHOWN = 20
 

@@ -27,17 +27,22 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 
-from service import jobs
-from service.db import reading
-from service.decontaminate import DEFAULT_N, DEFAULT_TEMPLATE_MIN_ROWS, DEFAULT_TEMPLATE_SHARE, Decontaminator
+from service.database import jobs
+from service.database.db import reading
+from service.database.models import Shard, Task
 from service.errors import InvalidJob
-from service.export_inputs import check_inputs, eval_texts, general_row
-from service.keyset import KeySet
-from service.models import Shard, Task
+from service.export.decontaminate import (
+    DEFAULT_N,
+    DEFAULT_TEMPLATE_MIN_ROWS,
+    DEFAULT_TEMPLATE_SHARE,
+    Decontaminator,
+)
+from service.export.inputs import check_inputs, eval_texts, general_row
+from service.export.keyset import KeySet
+from service.export.soft_labels import student_tokenizer, write_soft_labels
 from service.schemas import ExportIn, JobOut
-from service.soft_label_export import student_tokenizer, write_soft_labels
 from service.sources import read_rows
-from service.storage import ShardStore
+from service.storage.stores import ShardStore
 
 MAJORITY = "majority"  # the vote's verifier (verifiers/majority.py, not imported: it loads sympy)
 BATCH_ROWS = 1_024  # rows decoded into Python at once while streaming: small keeps the peak low
@@ -496,7 +501,7 @@ def _write(
     tokenizer: Any,
 ) -> ExportReport:
     """The export's passes, into ``options.output``."""
-    from service.card import render_card
+    from service.export.card import render_card
 
     report, rng = ExportReport(), random.Random(options.seed)
     decontaminator = Decontaminator(

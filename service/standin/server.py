@@ -5,12 +5,12 @@ It speaks vLLM's protocol (``/v1/models``, ``/v1/chat/completions``, ``/v1/compl
 ``<think>…</think>`` reasoning. When the prompt holds an arithmetic expression it works it out and
 answers right in ``correct_share`` of the samples; the rest are wrong, malformed, over-long or
 language-mixed, so that every verifier has something real to accept and reject. Asked a judge's
-question, it judges (``service/standin_judge.py``). The same request with
+question, it judges (``service/standin/judge.py``). The same request with
 the same seed always gets the same answer. Faults (429, 503, hangs) can be injected at set rates, and
 ``POST /tracemill/engine {"alive": false}`` makes it act as a vLLM server whose engine has died: 503 on
 ``/health``, 500 ``EngineDeadError`` on every completion request.
 
-Timing follows a continuous-batching engine (``service/batching.py``): ``max_num_seqs`` sequences at
+Timing follows a continuous-batching engine (``service/standin/batching.py``): ``max_num_seqs`` sequences at
 once, a time to first token, a per-token step that slows as the batch fills. With ``length_median``
 set, completions are padded to long-tailed (log-normal) lengths, as reasoning traces are.
 """
@@ -27,11 +27,11 @@ from typing import Any
 
 from aiohttp import web
 
-from service.batching import BatchingEngine, EngineModel
-from service.standin_judge import is_judge_question, judge_reply
-from service.standin_logprobs import chat_logprobs
-from service.standin_stream import stream_chat
-from service.standin_text import (
+from service.standin.batching import BatchingEngine, EngineModel
+from service.standin.judge import is_judge_question, judge_reply
+from service.standin.logprobs import chat_logprobs
+from service.standin.stream import stream_chat
+from service.standin.text import (
     compose,
     count_tokens,
     drifting,

@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from service.client import ApiClient
-from service.procs import free_port, spawn, stop, wait_http
-from service.report import follow, summary
+from service.cli.client import ApiClient
+from service.cli.report import follow, summary
+from service.launch.procs import free_port, spawn, stop, wait_http
+from service.launch.smollm2 import SERVED_NAME, ModelUnavailable, model_dir
+from service.launch.vllm_server import LOCAL_ENGINE_OPTIONS, VLLM_MISSING, start_vllm_server, vllm_installed
 from service.settings import Settings
-from service.smollm2 import SERVED_NAME, ModelUnavailable, model_dir
-from service.vllm_server import LOCAL_ENGINE_OPTIONS, VLLM_MISSING, start_vllm_server, vllm_installed
 
 DEMO_SEED = 1234
 DEMO_MAX_TOKENS = 512

@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import browse, exports, jobs, shards, ui
-from service.browse import SampleFilter
-from service.db import make_engine, upgrade_schema
+from service.api import browse, exports, ui
+from service.api.browse import SampleFilter
+from service.database import jobs
+from service.database.db import make_engine, upgrade_schema
 from service.errors import (
     ExportNotFound,
     Forbidden,
@@ -49,6 +50,7 @@ from service.security.paths import check_hub_repo, confine_model_name, resolve_i
 from service.security.teachers import TeacherPolicy
 from service.security.tokens import Principal
 from service.settings import Settings
+from service.storage import shards
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Parquet shards: committed samples, written atomically and recorded in the database.
 
-A shard is all or nothing: its file is written whole (``service/storage.py``: locally under a temporary
+A shard is all or nothing: its file is written whole (``service/storage/stores.py``: locally under a temporary
 name, fsynced and renamed; on an fsspec URL in one upload), and it counts only once the database
 records it and takes its samples off the backlog (``shard_backlog``) in one transaction, which also
 checks that no other flusher took any of them. A crash leaves at most an unrecorded file, which
@@ -24,22 +24,22 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, Text, cast, delete, func, insert, select, update
 
-from service import soft_labels
-from service.db import among, reading, utcnow, writing
+from service.database.db import among, reading, utcnow, writing
+from service.database.jobs import task_progress
+from service.database.models import Job, Sample, Shard, ShardBacklog, Task, Verdict
+from service.database.prompts import conversation
+from service.database.samples import verdict_rows
 from service.errors import ShardWriteError
-from service.jobs import task_progress
-from service.models import Job, Sample, Shard, ShardBacklog, Task, Verdict
-from service.prompts import conversation
-from service.samples import verdict_rows
-from service.soft_labels import SoftLabels, unpack
-from service.storage import ROW_GROUP_ROWS, ShardStore
-from workers.reasoning import split_text
+from service.reasoning import split_text
+from service.storage import soft_labels
+from service.storage.soft_labels import SoftLabels, unpack
+from service.storage.stores import ROW_GROUP_ROWS, ShardStore
 
 log = logging.getLogger(__name__)
 
 ORPHAN_GRACE_S = 300.0
 SOFT_LABELS = "softlabels"
-FREE_TEXT = ("completion", "think")  # written without dictionary or statistics (service/storage.py)
+FREE_TEXT = ("completion", "think")  # written without dictionary or statistics (service/storage/stores.py)
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _VERDICT = pa.struct(

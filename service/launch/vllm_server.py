@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.procs import wait_http
-from service.smollm2 import SERVED_NAME, ModelUnavailable
+from service.launch.procs import wait_http
+from service.launch.smollm2 import SERVED_NAME, ModelUnavailable
 
 READY_TIMEOUT_S = 600.0  # CPU start-up (load, compile, warm-up) measured at 80-90 s here
 # Engine arguments for the small model on a shared CPU machine, as the server's flags and as the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from service.standin_text import VOCAB_SIZE, seeded_rng, token_id, token_pieces
+from service.standin.text import VOCAB_SIZE, seeded_rng, token_id, token_pieces
 
 
 def chat_logprobs(text: str, body: dict[str, Any], index: int) -> dict[str, Any]:

@@ -12,14 +12,14 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Engine, Exists, Text, cast, exists, func, or_, select
 
-from service.db import reading
+from service.database.db import reading
+from service.database.jobs import job_row, sample_counts, task_progress
+from service.database.models import Sample, Task, Verdict, VerdictCount
+from service.database.prompts import conversation
+from service.database.samples import SampleQuery, verdicts_by_sample, with_prompt
 from service.errors import SampleNotFound
-from service.jobs import job_row, sample_counts, task_progress
-from service.models import Sample, Task, Verdict, VerdictCount
-from service.prompts import conversation
-from service.samples import SampleQuery, verdicts_by_sample, with_prompt
+from service.reasoning import split_text
 from service.schemas import SampleCounts, SampleOut, SamplePage, VerdictOut
-from workers.reasoning import split_text
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def _logging(level: str = "INFO") -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from service.api import create_app
+    from service.api.app import create_app
 
     host = args.host or settings.host
     if not settings.token_book.configured and not _loopback(host):
@@ -81,7 +81,7 @@ def _freeze_startup_objects() -> None:
 
 
 def _wait_for_schema(url: str) -> None:
-    from service.db import make_engine, schema_is_current
+    from service.database.db import make_engine, schema_is_current
 
     engine = make_engine(url)
     deadline = time.monotonic() + SCHEMA_WAIT_S
@@ -98,7 +98,7 @@ def _wait_for_schema(url: str) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from service.db import make_engine
+    from service.database.db import make_engine
     from verifiers import sandbox
     from verifiers.runner import VerifierRunner
     from workers.loop import Worker, install_signal_handlers
@@ -216,8 +216,8 @@ def _procedural_source(args: argparse.Namespace, body: dict[str, Any]) -> Iterat
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from service.client import ApiClient
-    from service.report import follow, summary
+    from service.cli.client import ApiClient
+    from service.cli.report import follow, summary
 
     body = _job_body(args)
     skipped: Counter[str] = Counter()
@@ -257,8 +257,8 @@ def cmd_presets(_args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from service.client import ApiClient
-    from service.report import follow, summary
+    from service.cli.client import ApiClient
+    from service.cli.report import follow, summary
 
     client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
     job = follow(client, args.job) if args.follow else client.job(args.job)
@@ -267,7 +267,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
-    from service.client import ApiClient
+    from service.cli.client import ApiClient
 
     job = ApiClient(args.api or f"http://{settings.host}:{settings.port}").act(args.job, args.command)
     print(f"job {job['id']}: {job['status']}")
@@ -275,7 +275,7 @@ def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from service.demo import run_demo
+    from service.cli.demo import run_demo
 
     if args.teacher != "standin" and args.teacher_url:
         raise SystemExit("tracemill demo: --teacher-url is for a server of your own; leave out --teacher")
@@ -338,7 +338,7 @@ def _verifier_specs(names: list[str], options: list[str]) -> list[Any]:
 
 
 def cmd_verify(args: argparse.Namespace, _settings: Settings) -> int:
-    from service.offline import Columns, verify_rows, write_rows
+    from service.cli.offline import Columns, verify_rows, write_rows
     from service.sources import read_rows
     from verifiers.runner import VerifierRunner
 
@@ -379,9 +379,9 @@ def cmd_verify(args: argparse.Namespace, _settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
-    from service.db import make_engine
-    from service.decontaminate import heavy_removals
-    from service.export import ExportOptions, export
+    from service.database.db import make_engine
+    from service.export.decontaminate import heavy_removals
+    from service.export.mixing import ExportOptions, export
     from service.schemas import ExportIn
 
     try:
@@ -429,7 +429,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     for warning in heavy_removals(report.contamination, args.decontaminate_warn_share):
         print(f"warning: {warning}", file=sys.stderr)
     if args.push_to_hub:
-        from service.hub import push_to_hub
+        from service.export.hub import push_to_hub
 
         token = settings.hf_token.get_secret_value() if settings.hf_token else None
         url = push_to_hub(Path(args.output), args.push_to_hub, token, private=request.private)
@@ -438,7 +438,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    from service.db import downgrade_schema, upgrade_schema
+    from service.database.db import downgrade_schema, upgrade_schema
 
     if args.action == "upgrade":
         upgrade_schema(settings.database_url, args.revision or "head")
@@ -448,7 +448,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_standin(args: argparse.Namespace, _settings: Settings) -> int:
-    from service.standin import StandinConfig, serve_standin
+    from service.standin.server import StandinConfig, serve_standin
 
     config = StandinConfig(
         model=args.model,
@@ -484,7 +484,7 @@ def _teacher_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from service.standin import DEFAULT_MODEL, StandinConfig
+    from service.standin.server import DEFAULT_MODEL, StandinConfig
 
     parser = argparse.ArgumentParser(prog="tracemill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -704,7 +704,3 @@ def main(argv: list[str] | None = None) -> int:
     except TracemillError as exc:
         print(f"tracemill: {exc.message}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
