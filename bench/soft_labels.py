@@ -2,7 +2,7 @@
 
 A job of accepted samples of about 1,000 tokens each, with the stand-in teacher's top-20
 log-probabilities for every token, goes the service's own way: the stand-in's reply parsed
-(``from_openai``), packed into the database by ``queue.finish``, written by the flusher to a text shard
+(``from_openai``), packed into the database by ``finishing.finish``, written by the flusher to a text shard
 and a soft-label shard, then exported with the student tokenizer. The last line sums it up.
 
     python bench/soft_labels.py [--samples 1000] [--tokens 1000] [--top-k 20]
@@ -21,10 +21,10 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from sqlalchemy import select
 
-from service.database import jobs, queue
+from service.database import finishing, jobs, queue
 from service.database.db import make_engine, reading, upgrade_schema
+from service.database.finishing import NewSample
 from service.database.models import Shard
-from service.database.queue import NewSample
 from service.export.mixing import ExportOptions, export
 from service.schemas import JobIn
 from service.standin.logprobs import chat_logprobs
@@ -62,7 +62,7 @@ def build(root: Path, samples: int, tokens: int, top_k: int) -> tuple[str, str, 
         total += len(labels)
         verdict = (NamedVerdict("format", True, None, {}),)
         sample = NewSample(0, text, text, "stop", len(labels), verdict, pack(labels))
-        queue.finish(engine, task, "bench", [sample], prompt_tokens=10)
+        finishing.finish(engine, task, "bench", [sample], prompt_tokens=10)
     engine.dispose()
     return job_id, tokenizer, total
 

@@ -7,8 +7,8 @@ from sqlalchemy import Engine
 
 from service.api import browse, insights
 from service.api.browse import SampleFilter
-from service.database import jobs, queue
-from service.database.queue import NewSample
+from service.database import finishing, jobs, queue
+from service.database.finishing import NewSample
 from service.errors import SampleNotFound
 from service.schemas import JobIn
 from verifiers.base import NamedVerdict
@@ -59,7 +59,7 @@ def _job(engine: Engine) -> str:
             )
             for i in range(N)
         ]
-        queue.finish(engine, task, "w", samples, prompt_tokens=3)
+        finishing.finish(engine, task, "w", samples, prompt_tokens=3)
     return job_id
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import Engine, func, select
 
 from service.database import queue
 from service.database.db import reading
+from service.database.finishing import NewSample
 from service.database.models import Task
-from service.database.queue import NewSample
 from tests.conftest import simple_job
 from workers import commit
 from workers.commit import LINGER_S, Committer

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from service.database import jobs, queue
-from service.database.queue import NewSample
+from service.database import finishing, jobs, queue
+from service.database.finishing import NewSample
 from service.export.decontaminate import Decontaminator, heavy_removals
 from service.export.mixing import ExportOptions, export
 from service.presets.procedural import procedural_prompts
@@ -57,7 +57,7 @@ def _procedural_job(engine: Engine, root: Path, count: int) -> str:
     ).id
     for task in queue.claim(engine, "w", count, 30, max_attempts=3):
         verdict = (NamedVerdict("format", True, None, {}),)
-        queue.finish(
+        finishing.finish(
             engine, task, "w", [NewSample(0, "<think>s</think> a", "a", "stop", 3, verdict)], prompt_tokens=5
         )
     shards.flush_all(engine, ShardStore(root), shard_rows=50)

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine
 
-from service.database import jobs, queue
-from service.database.queue import NewSample
+from service.database import finishing, jobs, queue
+from service.database.finishing import NewSample
 from service.errors import InvalidJob
 from service.export.mixing import ExportOptions, export
 from service.schemas import JobIn
@@ -55,7 +55,7 @@ def _job_with_shards(engine: Engine, root: Path) -> str:
             )
             for k in range(N)
         ]
-        queue.finish(engine, task, "w", samples, prompt_tokens=5)
+        finishing.finish(engine, task, "w", samples, prompt_tokens=5)
     shards.flush_all(engine, ShardStore(root), shard_rows=25)
     return job_id
 

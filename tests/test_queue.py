@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.database import jobs, queue
+from service.database import finishing, jobs, queue
 from service.database.db import utcnow, writing
+from service.database.finishing import NewSample
 from service.database.models import Sample, Task, Verdict, VerdictCount
-from service.database.queue import NewSample
 from service.errors import JobStateConflict, LeaseLost
 from service.schemas import JobIn
 from tests.conftest import simple_job
@@ -47,7 +47,7 @@ def test_claim_leases_a_batch_oldest_first(engine: Engine) -> None:
 def test_finish_commits_samples_and_verdicts_once(engine: Engine) -> None:
     simple_job(engine, prompts=1)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
-    queue.finish(engine, task, "w1", [_sample(0), _sample(1, accepted=False)], prompt_tokens=7)
+    finishing.finish(engine, task, "w1", [_sample(0), _sample(1, accepted=False)], prompt_tokens=7)
     with engine.connect() as conn:
         row = conn.execute(
             select(Task.status, Task.n_samples, Task.n_accepted).where(Task.id == task.id)
@@ -56,13 +56,13 @@ def test_finish_commits_samples_and_verdicts_once(engine: Engine) -> None:
         reasons = conn.execute(select(Sample.reason).order_by(Sample.sample_index)).scalars().all()
         assert reasons == [None, "format:missing_think"]
     with pytest.raises(LeaseLost):  # finishing twice matches no running lease
-        queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=7)
+        finishing.finish(engine, task, "w1", [_sample(0)], prompt_tokens=7)
 
 
 def test_the_database_refuses_a_doubled_sample_key(engine: Engine) -> None:
     simple_job(engine, prompts=1)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
-    queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)
+    finishing.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)
     with pytest.raises(IntegrityError), writing(engine) as conn:
         conn.execute(
             insert(Sample).values(
@@ -87,10 +87,10 @@ def test_a_batch_commits_each_task_whose_lease_holds(engine: Engine) -> None:
     _expire(engine, lost.id)
     [taken] = queue.claim(engine, "w2", 1, LEASE, max_attempts=3)
     assert taken.id == lost.id
-    outcomes = queue.finish_many(
+    outcomes = finishing.finish_many(
         engine,
         "w1",
-        [queue.Finished(t, [_sample(0), _sample(1, accepted=False)], 5) for t in (first, lost, third)],
+        [finishing.Finished(t, [_sample(0), _sample(1, accepted=False)], 5) for t in (first, lost, third)],
     )
     assert [type(o) for o in outcomes] == [type(None), LeaseLost, type(None)]
     with engine.connect() as conn:
@@ -128,15 +128,15 @@ def test_verdict_counts_add_up_what_concurrent_batches_commit_and_nothing_of_a_l
     def work(owner: str) -> None:
         while tasks := queue.claim(engine, owner, 2, LEASE, max_attempts=3):
             batch = [
-                queue.Finished(t, [replace(_sample(i), verdicts=verdicts(i)) for i in range(3)], 1)
+                finishing.Finished(t, [replace(_sample(i), verdicts=verdicts(i)) for i in range(3)], 1)
                 for t in tasks
             ]
-            assert queue.finish_many(engine, owner, batch) == [None] * len(tasks)
+            assert finishing.finish_many(engine, owner, batch) == [None] * len(tasks)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(work, ["w1", "w2", "w3", "w4"]))
     with pytest.raises(LeaseLost):  # the task its first owner lost was done by another
-        queue.finish(engine, lost, "late", [_sample(0)], prompt_tokens=1)
+        finishing.finish(engine, lost, "late", [_sample(0)], prompt_tokens=1)
 
     with engine.connect() as conn:
         counted = conn.execute(
@@ -173,14 +173,14 @@ def test_a_taken_over_lease_is_fenced(engine: Engine) -> None:
     [fresh] = queue.claim(engine, "w2", 1, LEASE, max_attempts=3)
     assert (fresh.id, fresh.attempt) == (stale.id, 2)
     for write in (
-        lambda: queue.finish(engine, stale, "w1", [_sample(0)], prompt_tokens=1),
+        lambda: finishing.finish(engine, stale, "w1", [_sample(0)], prompt_tokens=1),
         lambda: queue.retry(engine, stale, "w1", "boom", delay_s=0, max_attempts=3),
         lambda: queue.fail(engine, stale, "w1", "boom"),
     ):
         with pytest.raises(LeaseLost):
             write()
     assert queue.renew(engine, "w1", LEASE) == set()
-    queue.finish(engine, fresh, "w2", [_sample(0), _sample(1)], prompt_tokens=1)
+    finishing.finish(engine, fresh, "w2", [_sample(0), _sample(1)], prompt_tokens=1)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Sample)).scalar_one() == 2
 
@@ -191,8 +191,8 @@ def test_same_owner_stale_attempt_is_fenced(engine: Engine) -> None:
     _expire(engine, first.id)
     [second] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     with pytest.raises(LeaseLost):
-        queue.finish(engine, first, "w1", [_sample(0)], prompt_tokens=1)
-    queue.finish(engine, second, "w1", [_sample(0)], prompt_tokens=1)
+        finishing.finish(engine, first, "w1", [_sample(0)], prompt_tokens=1)
+    finishing.finish(engine, second, "w1", [_sample(0)], prompt_tokens=1)
 
 
 def test_renew_extends_only_the_owners_leases(engine: Engine) -> None:
@@ -240,7 +240,7 @@ def test_release_hands_tasks_back_without_spending_an_attempt(engine: Engine) ->
     again = queue.claim(engine, "w2", 2, LEASE, max_attempts=3)
     assert [t.attempt for t in again] == [1, 1]
     with pytest.raises(LeaseLost):
-        queue.finish(engine, claimed[0], "w1", [_sample(0)], prompt_tokens=1)
+        finishing.finish(engine, claimed[0], "w1", [_sample(0)], prompt_tokens=1)
 
 
 def test_draft_and_cancelled_tasks_are_never_claimed(engine: Engine) -> None:
@@ -297,7 +297,7 @@ def test_resume_a_cancelled_job(engine: Engine) -> None:
     job_id = simple_job(engine, prompts=2)
     [task] = queue.claim(engine, "w1", 1, LEASE, max_attempts=3)
     jobs.cancel_job(engine, job_id)
-    queue.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)  # a running task finishes and counts
+    finishing.finish(engine, task, "w1", [_sample(0)], prompt_tokens=1)  # a running task finishes and counts
     jobs.resume_job(engine, job_id)
     assert [t.prompt_id for t in queue.claim(engine, "w2", 10, LEASE, max_attempts=3)] == ["p1"]
     with pytest.raises(JobStateConflict):

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, delete, func, select, update
 
-from service.database import jobs, queue
+from service.database import finishing, jobs, queue
 from service.database.db import writing
+from service.database.finishing import NewSample
 from service.database.models import Job, Shard, ShardBacklog, Task
-from service.database.queue import NewSample
 from service.errors import ShardWriteError
 from service.schemas import JobIn
 from service.storage import shards
@@ -52,7 +52,7 @@ def _finished_job(engine: Engine, prompts: int = 4, n: int = 3) -> str:
             )
             for i in range(n)
         ]
-        queue.finish(engine, task, "w", samples, prompt_tokens=4)
+        finishing.finish(engine, task, "w", samples, prompt_tokens=4)
     return job_id
 
 
@@ -87,7 +87,7 @@ def test_each_row_carries_its_own_verdicts_and_reasons(engine: Engine, tmp_path:
     ]
     (claimed,) = queue.claim(engine, "w", 1, 30, max_attempts=3)
     samples = [NewSample(i, f"<think>t</think> {i}", None, "stop", 5, v) for i, v in enumerate(verdicts)]
-    queue.finish(engine, claimed, "w", samples, prompt_tokens=4)
+    finishing.finish(engine, claimed, "w", samples, prompt_tokens=4)
     shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=True)
     rows = [
         row
@@ -205,7 +205,7 @@ def test_a_draining_job_is_written_out_before_its_last_task_ends(engine: Engine,
             NewSample(i, "<think>t</think> 1", "1", "stop", 5, (NamedVerdict("format", i != 1, None, {}),))
             for i in range(3)
         ]
-        queue.finish(engine, task, "w", samples, prompt_tokens=4)
+        finishing.finish(engine, task, "w", samples, prompt_tokens=4)
     nothing = shards.FlushResult(0, 0, finishing=True)  # as many tasks running as waiting
     assert (
         shards.flush_all(engine, ShardStore(tmp_path), shard_rows=20, max_age_s=3600) == nothing

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.database import queue
-from service.database.queue import NewSample
+from service.database import finishing, queue
+from service.database.finishing import NewSample
 from service.export.mixing import ExportOptions, export
 from service.settings import Settings
 from service.storage import shards
@@ -107,7 +107,7 @@ def test_a_job_with_shards_at_a_url(tmp_path: Path) -> None:
                 )
                 for k in range(3)
             ]
-            queue.finish(engine, task, "w", samples, prompt_tokens=2)
+            finishing.finish(engine, task, "w", samples, prompt_tokens=2)
         store = settings.shard_store
         stray = "stray/part-0.parquet"  # a crash's leftover: on the store, recorded nowhere
         store.write(stray, TABLE)

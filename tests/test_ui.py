@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.database import queue
-from service.database.queue import NewSample
+from service.database import finishing, queue
+from service.database.finishing import NewSample
 from service.settings import Settings
 from verifiers.base import NamedVerdict
 
@@ -50,7 +50,7 @@ def _job_with_samples(client: TestClient, completions: list[str]) -> str:
         )
         for i, text in enumerate(completions)
     ]
-    queue.finish(engine, task, "w", samples, prompt_tokens=1)
+    finishing.finish(engine, task, "w", samples, prompt_tokens=1)
     return str(created["id"])
 
 
@@ -155,7 +155,7 @@ def test_the_job_page_shows_each_verifiers_time_and_a_judges_tokens(client: Test
         NamedVerdict("judge", True, None, {"model": "judge-7b", "usage": usage}, 1.5),
     )
     samples = [NewSample(i, "<think>a</think>2", "2", "stop", 3, verdicts) for i in range(2)]
-    queue.finish(engine, task, "w", samples, prompt_tokens=1)
+    finishing.finish(engine, task, "w", samples, prompt_tokens=1)
     job = client.get(f"/v1/jobs/{created['id']}").json()
     assert [(v["name"], v["seconds"], v["tokens"]) for v in job["verifiers"]] == [
         ("format", 0.5, 0),

@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from service.database import queue
-from service.database.queue import ClaimedTask, Finished, NewSample
+from service.database import finishing
+from service.database.finishing import Finished, NewSample
+from service.database.queue import ClaimedTask
 from workers.wakeup import Wakeup
 
 MAX_BATCH = 256
@@ -81,7 +82,7 @@ class Committer:
     async def _write(self, batch: list[tuple[Finished, asyncio.Future[None]]]) -> None:
         try:
             outcomes = await asyncio.to_thread(
-                queue.finish_many, self.engine, self.owner, [item for item, _ in batch]
+                finishing.finish_many, self.engine, self.owner, [item for item, _ in batch]
             )
         except Exception as exc:  # the whole transaction failed: each task learns why, none is lost
             for _, done in batch:

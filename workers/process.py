@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from service.database import queue
+from service.database.finishing import NewSample
 from service.database.prompts import conversation
-from service.database.queue import ClaimedTask, NewSample
+from service.database.queue import ClaimedTask
 from service.errors import TeacherNotInstalled, TeacherRejected, TeacherUnavailable
 from service.reasoning import split_completion
 from service.security.teachers import TeacherPolicy
