@@ -25,7 +25,8 @@ from service.database import finishing, jobs, queue
 from service.database.db import make_engine, reading, upgrade_schema
 from service.database.finishing import NewSample
 from service.database.models import Shard
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.schemas import JobIn
 from service.standin.logprobs import chat_logprobs
 from service.standin.server import DEFAULT_MODEL

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from service.database import finishing, jobs, queue
 from service.database.finishing import NewSample
 from service.export.decontaminate import Decontaminator, heavy_removals
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.presets.procedural import procedural_prompts
 from service.schemas import JobIn
 from service.storage import shards

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 from service.database import finishing, jobs, queue
 from service.database.finishing import NewSample
 from service.errors import InvalidJob
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.schemas import JobIn
 from service.storage import shards
 from service.storage.stores import ShardStore

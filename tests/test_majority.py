@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 
 from service.api import browse
 from service.database import jobs
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.launch.procs import spawn, stop
 from service.schemas import JobIn, SampleOut
 from service.standin.server import DEFAULT_MODEL

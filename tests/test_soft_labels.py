@@ -15,7 +15,8 @@ from sqlalchemy import Engine, func, select
 from service.database import jobs
 from service.database.models import Sample
 from service.errors import InvalidJob
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.schemas import JobIn
 from service.standin.server import DEFAULT_MODEL
 from service.standin.text import VOCAB_SIZE, token_id, token_pieces

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.database import finishing, queue
 from service.database.finishing import NewSample
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.settings import Settings
 from service.storage import shards
 from service.storage.stores import ShardStore

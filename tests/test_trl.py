@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.storage.stores import ShardStore
 from tests.test_export import _general, _job_with_shards
 

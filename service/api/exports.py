@@ -15,7 +15,8 @@ from service.database.models import Export
 from service.errors import ExportNotFound, TracemillError
 from service.export.hub import push_to_hub
 from service.export.inputs import check_inputs
-from service.export.mixing import ExportOptions, export
+from service.export.mixing import export
+from service.export.options import ExportOptions
 from service.schemas import ExportIn, ExportOut
 from service.settings import Settings
 

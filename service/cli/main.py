@@ -381,7 +381,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.database.db import make_engine
     from service.export.decontaminate import heavy_removals
-    from service.export.mixing import ExportOptions, export
+    from service.export.mixing import export
+    from service.export.options import ExportOptions
     from service.schemas import ExportIn
 
     try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from service.schemas import JobOut
 
 if TYPE_CHECKING:
-    from service.export.mixing import ExportOptions, ExportReport
+    from service.export.options import ExportOptions, ExportReport
 
 
 def _size_category(rows: int) -> str:

@@ -4,335 +4,43 @@ Memory stays bounded however large the jobs: a first pass reads only ids and tok
 the samples to keep (the best ``keep_per_prompt`` per prompt: shortest correct); a second pass
 streams those rows through dedup and decontamination into randomly chosen temporary buckets; each
 bucket is then shuffled and written as the final shards, ``data/{split}-NNNNN-of-NNNNN.parquet`` as the
-Hub's dataset viewer reads them.
+Hub's dataset viewer reads them. ``selection.py`` chooses the rows, ``rows.py`` reads them; this module
+mixes, shuffles and writes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import random
 import shutil
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from service.database import jobs
-from service.database.db import reading
-from service.database.models import Shard, Task
 from service.errors import InvalidJob
 from service.export.decontaminate import (
-    DEFAULT_N,
-    DEFAULT_TEMPLATE_MIN_ROWS,
-    DEFAULT_TEMPLATE_SHARE,
     Decontaminator,
 )
-from service.export.inputs import check_inputs, eval_texts, general_row
-from service.export.keyset import KeySet
+from service.export.inputs import check_inputs, eval_texts
+from service.export.options import ExportOptions, ExportReport
+from service.export.rows import MESSAGE, SCHEMA, Row, general_batches, reasoning_batches
+from service.export.selection import RowFilter, choose_samples, eligible_general, learn_templates
 from service.export.soft_labels import student_tokenizer, write_soft_labels
-from service.schemas import ExportIn, JobOut
-from service.sources import read_rows
+from service.schemas import JobOut
 from service.storage.stores import ShardStore
 
-MAJORITY = "majority"  # the vote's verifier (verifiers/majority.py, not imported: it loads sympy)
-BATCH_ROWS = 1_024  # rows decoded into Python at once while streaming: small keeps the peak low
 PROGRESS_EVERY = 5_000
 BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
-Row = dict[str, Any]
-DEFAULT_SHARD_ROWS = 20_000  # a shard is shuffled in memory: this bounds the export's footprint
-_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
-SCHEMA = pa.schema(
-    [
-        ("messages", pa.list_(_MESSAGE)),
-        ("source", pa.string()),
-        ("job_id", pa.string()),
-        ("prompt_id", pa.string()),
-        ("teacher", pa.string()),
-        ("verifiers", pa.list_(pa.string())),
-        ("num_tokens", pa.int32()),
-        ("pass_rate", pa.float32()),
-        ("reference", pa.string()),
-        ("reference_from", pa.string()),
-    ]
-)
 _BUCKET_SCHEMA = SCHEMA.append(pa.field("split", pa.string()))
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What to export and how; ``reasoning_share`` is reasoning / (reasoning + general)."""
-
-    jobs: tuple[str, ...]
-    output: Path
-    general: tuple[Path, ...] = ()
-    reasoning_share: float = 0.8
-    keep_per_prompt: int = 1
-    template: Literal["think", "answer_tag"] = "think"
-    format: Literal["messages", "prompt-completion"] = "messages"
-    seed: int = 0
-    test_size: float = 0.0
-    decontaminate: tuple[Path, ...] = ()
-    ngram: int = DEFAULT_N
-    template_share: float = DEFAULT_TEMPLATE_SHARE
-    template_min_rows: int = DEFAULT_TEMPLATE_MIN_ROWS
-    shard_rows: int = DEFAULT_SHARD_ROWS
-    license: str = "other"
-    student_tokenizer: str | None = None  # set: soft labels are exported too (soft_labels/)
-
-    @classmethod
-    def from_request(cls, request: ExportIn, output: Path) -> ExportOptions:
-        """The options of a validated request (from the API or the command line)."""
-        return cls(
-            jobs=tuple(request.jobs),
-            output=output,
-            general=tuple(Path(p) for p in request.general),
-            reasoning_share=request.reasoning_share,
-            keep_per_prompt=request.keep_per_prompt,
-            template=request.template,
-            format=request.format,
-            seed=request.seed,
-            test_size=request.test_size,
-            decontaminate=tuple(Path(p) for p in request.decontaminate),
-            ngram=request.ngram,
-            template_share=request.template_share,
-            template_min_rows=request.template_min_rows,
-            shard_rows=request.shard_rows,
-            license=request.license,
-            student_tokenizer=request.student_tokenizer if request.soft_labels else None,
-        )
-
-
-@dataclass
-class ExportReport:
-    """Counts at each step; the card shows them."""
-
-    accepted: int = 0
-    kept_per_prompt: int = 0
-    reasoning_duplicates: int = 0
-    reasoning_contaminated: int = 0
-    reasoning: int = 0
-    general_available: int = 0
-    general_duplicates: int = 0
-    general_contaminated: int = 0
-    general: int = 0
-    splits: dict[str, int] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
-    soft_labeled: int = 0
-    note: str = ""
-    contamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.report()
-
-    def add_note(self, text: str) -> None:
-        """A warning for the export's reader: printed, and quoted at the top of the card."""
-        self.note = f"{self.note} {text}" if self.note else text
-
-
-def assistant_turn(think: str | None, answer: str | None, template: str) -> str:
-    """The teacher's turn as the student should learn to write it."""
-    think, answer = (think or "").strip(), (answer or "").strip()
-    if template == "answer_tag":
-        return f"<think>\n{think}\n</think>\n<answer>\n{answer}\n</answer>"
-    return f"<think>\n{think}\n</think>\n\n{answer}"
-
-
-def _key(*texts: str) -> int:
-    digest = hashlib.blake2b("\x1f".join(texts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
-
-
-def _user_text(messages: list[dict[str, str]]) -> str:
-    return "\n".join(m["content"] for m in messages if m["role"] == "user")
-
-
-def _shards(engine: Engine, job_id: str) -> list[str]:
-    with reading(engine) as conn:
-        return list(
-            conn.execute(
-                select(Shard.path).where(Shard.job_id == job_id, Shard.kind == "accepted").order_by(Shard.id)
-            ).scalars()
-        )
-
-
-def _choose(
-    engine: Engine,
-    store: ShardStore,
-    options: ExportOptions,
-    samples_per_prompt: list[int],
-    report: ExportReport,
-) -> pa.Array | None:
-    """Pass one: the ids of the best ``keep_per_prompt`` accepted samples of each prompt (shortest first).
-
-    Done in Arrow, one job at a time: three columns sorted, then the first k of each prompt taken, so a
-    million samples cost tens of megabytes, not a Python dict per prompt.
-    """
-    chosen: list[pa.Array] = []
-    columns = ["sample_id", "prompt_id", "completion_tokens"]
-    if all(options.keep_per_prompt >= n for n in samples_per_prompt):
-        # Every accepted sample is kept: nothing to choose, only to count.
-        for job_id in options.jobs:
-            for path in _shards(engine, job_id):
-                with store.open(path) as source:
-                    report.accepted += pq.read_metadata(source).num_rows
-        report.kept_per_prompt = report.accepted
-        return None
-    for job_id in options.jobs:
-        tables = []
-        for path in _shards(engine, job_id):
-            with store.open(path) as source:
-                tables.append(pq.read_table(source, columns=columns))
-        if not tables:
-            continue
-        table = pa.concat_tables(tables)
-        report.accepted += table.num_rows
-        order = pc.sort_indices(
-            table,
-            sort_keys=[
-                ("prompt_id", "ascending"),
-                ("completion_tokens", "ascending"),
-                ("sample_id", "ascending"),
-            ],
-        )
-        table = table.take(order)
-        prompts = table.column("prompt_id").combine_chunks().dictionary_encode().indices.to_numpy()
-        starts = np.flatnonzero(np.r_[True, prompts[1:] != prompts[:-1]])
-        rank = np.arange(len(prompts)) - np.repeat(starts, np.diff(np.r_[starts, len(prompts)]))
-        chosen.append(
-            pc.filter(table.column("sample_id"), pa.array(rank < options.keep_per_prompt)).combine_chunks()
-        )
-    ids = pa.concat_arrays(chosen) if chosen else pa.array([], type=pa.int64())
-    report.kept_per_prompt = len(ids)
-    pa.default_memory_pool().release_unused()  # the sort's buffers go back to the system
-    return ids
-
-
-def _pass_rates(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, float]:
-    """Accepted / sampled of these prompts (looked up a batch at a time, to keep memory flat)."""
-    with reading(engine) as conn:
-        rows = conn.execute(
-            select(Task.prompt_id, Task.n_accepted, Task.n_samples).where(
-                Task.job_id == job_id, Task.prompt_id.in_(prompt_ids), Task.n_samples > 0
-            )
-        ).all()
-    return {prompt_id: accepted / sampled for prompt_id, accepted, sampled in rows}
-
-
-def _tasks(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, str]:
-    """The task each prompt's decontamination is counted under (read only when decontaminating: the
-    metadata may hold a whole reasoning-gym entry)."""
-    with reading(engine) as conn:
-        rows = conn.execute(
-            select(Task.prompt_id, Task.prompt_metadata).where(
-                Task.job_id == job_id, Task.prompt_id.in_(prompt_ids)
-            )
-        ).all()
-    return {prompt_id: task_of(job_id, metadata) for prompt_id, metadata in rows}
-
-
-def task_of(job_id: str, metadata: dict[str, Any] | None) -> str:
-    """What a prompt's decontamination is counted under: its reasoning-gym task, else its metadata's
-    ``source`` (the presets keep the dataset's), else its job."""
-    metadata = metadata or {}
-    entry = metadata.get("reasoning_gym")
-    if isinstance(entry, dict) and isinstance(entry.get("metadata"), dict):
-        task = entry["metadata"].get("source_dataset")
-        if isinstance(task, str):
-            return task
-    source = metadata.get("source")
-    return source if isinstance(source, str) and source else f"job {job_id}"
-
-
-def _reasoning_batches(
-    engine: Engine, store: ShardStore, options: ExportOptions, chosen: pa.Array | None
-) -> Iterator[list[Row]]:
-    columns = [
-        "sample_id",
-        "job_id",
-        "prompt_id",
-        "messages",
-        "think",
-        "answer",
-        "completion_tokens",
-        "verdicts",
-        "teacher_model",
-        "reference",
-    ]
-    for job_id in options.jobs:
-        for path in _shards(engine, job_id):
-            with store.open(path) as source:  # decoded a row group at a time, never the whole shard
-                for batch in pq.ParquetFile(source).iter_batches(BATCH_ROWS, columns=columns):
-                    kept = (
-                        batch
-                        if chosen is None
-                        else batch.filter(pc.is_in(batch.column("sample_id"), value_set=chosen))
-                    )
-                    if kept.num_rows:
-                        yield _reasoning_rows(engine, job_id, kept.to_pylist(), options)
-
-
-def _reasoning_rows(
-    engine: Engine, job_id: str, rows: list[dict[str, Any]], options: ExportOptions
-) -> list[Row]:
-    """Shard rows as SFT rows: the prompt's turns plus the assistant's, and where they came from."""
-    prompt_ids = sorted({r["prompt_id"] for r in rows})
-    rates = _pass_rates(engine, job_id, prompt_ids)
-    tasks = _tasks(engine, job_id, prompt_ids) if options.decontaminate else {}
-    return [
-        {
-            "messages": [
-                *row["messages"],
-                {
-                    "role": "assistant",
-                    "content": assistant_turn(row["think"], row["answer"], options.template),
-                },
-            ],
-            "source": "reasoning",
-            "sample_id": row["sample_id"],  # not a dataset column: ties the row to its soft labels
-            "job_id": row["job_id"],
-            "prompt_id": row["prompt_id"],
-            "teacher": row["teacher_model"],
-            "verifiers": [v["verifier"] for v in row["verdicts"]],
-            "num_tokens": row["completion_tokens"],
-            "pass_rate": rates.get(row["prompt_id"]),
-            "task": tasks.get(row["prompt_id"], f"job {job_id}"),  # not a dataset column
-            **reference_of(row),
-        }
-        for row in rows
-    ]
-
-
-def reference_of(row: dict[str, Any]) -> dict[str, str | None]:
-    """The prompt's reference or, for a prompt without one, the answer its samples' majority vote
-    agreed on: a pseudo-reference (``reference_from``: ``prompt`` or ``majority``)."""
-    if row.get("reference") is not None:
-        return {"reference": row["reference"], "reference_from": "prompt"}
-    for verdict in row["verdicts"]:
-        if verdict["verifier"] == MAJORITY and verdict["accepted"] and verdict["details"]:
-            answer = json.loads(verdict["details"]).get("answer")
-            if isinstance(answer, str):
-                return {"reference": answer, "reference_from": "majority"}
-    return {"reference": None, "reference_from": None}
-
-
-def _general_batches(options: ExportOptions) -> Iterator[list[Row]]:
-    """The usable general rows, a batch at a time, in the same order on every read."""
-    numbered = enumerate(row for path in options.general for row in read_rows(path))
-    formatted = (general_row(row, number) for number, row in numbered)
-    yield from _batched((row for row in formatted if row is not None), BATCH_ROWS)
-
-
-def _batched(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    iterator = iter(rows)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 class _Buckets:
@@ -372,49 +80,12 @@ class _Buckets:
         return [p for p in self.paths if p.exists()]
 
 
-@dataclass
-class _Filter:
-    """Decontamination, then dedup against everything kept so far (8 bytes a key, see ``KeySet``)."""
-
-    decontaminator: Decontaminator
-    seen: KeySet = field(default_factory=KeySet)
-
-    def keep(self, rows: list[Row], *, by_prompt: bool) -> tuple[list[bool], int, int]:
-        """Which rows to keep, and how many were contaminated and duplicated."""
-        users = [_user_text(row["messages"]) for row in rows]
-        clean = [
-            not self.decontaminator.contaminated(user, row["task"])
-            for user, row in zip(users, rows, strict=True)
-        ]
-        keys = [
-            _key(user) if by_prompt else _key(user, row["messages"][-1]["content"])
-            for user, row, ok in zip(users, rows, clean, strict=True)
-            if ok
-        ]
-        fresh = iter(self.seen.add_new(keys).tolist())
-        keep = [ok and next(fresh) for ok in clean]
-        contaminated = clean.count(False)
-        return keep, contaminated, len(rows) - contaminated - keep.count(True)
-
-
-def _eligible_general(options: ExportOptions, rows_filter: _Filter, report: ExportReport) -> list[int]:
-    """Numbers of the general rows that are neither contaminated nor duplicates (of anything kept)."""
-    eligible: list[int] = []
-    for batch in _general_batches(options):
-        keep, contaminated, duplicates = rows_filter.keep(batch, by_prompt=False)
-        eligible.extend(report.general_available + i for i, ok in enumerate(keep) if ok)
-        report.general_available += len(batch)
-        report.general_contaminated += contaminated
-        report.general_duplicates += duplicates
-    return eligible
-
-
 def as_prompt_completion(table: pa.Table) -> pa.Table:
     """``messages`` split into TRL's conversational prompt-completion columns: ``prompt``, the turns
     before the assistant's, and ``completion``, the assistant turn (each row ends with it)."""
     turns = table.column("messages").to_pylist()
-    prompt = pa.array([t[:-1] for t in turns], pa.list_(_MESSAGE))
-    completion = pa.array([t[-1:] for t in turns], pa.list_(_MESSAGE))
+    prompt = pa.array([t[:-1] for t in turns], pa.list_(MESSAGE))
+    completion = pa.array([t[-1:] for t in turns], pa.list_(MESSAGE))
     at = table.schema.get_field_index("messages")
     return table.set_column(at, "prompt", prompt).add_column(at + 1, "completion", completion)
 
@@ -442,23 +113,6 @@ def _finish(
             final = data / f"{split}-{index:05d}-of-{len(paths):05d}.parquet"
             path.rename(final)
             report.files.append(final.relative_to(data.parent).as_posix())
-
-
-def _learn_templates(
-    decontaminator: Decontaminator,
-    engine: Engine,
-    store: ShardStore,
-    options: ExportOptions,
-    chosen: pa.Array | None,
-) -> None:
-    """A first read of the training prompts, where decontamination is asked for: its templates."""
-    if decontaminator.grams:
-        batches = itertools.chain(
-            _reasoning_batches(engine, store, options, chosen), _general_batches(options)
-        )
-        decontaminator.learn_templates(
-            (row["task"], _user_text(row["messages"])) for batch in batches for row in batch
-        )
 
 
 def export(
@@ -507,17 +161,17 @@ def _write(
     decontaminator = Decontaminator(
         eval_texts(options.decontaminate), options.ngram, options.template_share, options.template_min_rows
     )
-    chosen = _choose(engine, store, options, [job.spec["n"] for job in job_views], report)
-    _learn_templates(decontaminator, engine, store, options, chosen)
+    chosen = choose_samples(engine, store, options, [job.spec["n"] for job in job_views], report)
+    learn_templates(decontaminator, engine, store, options, chosen)
     share = Fraction(options.reasoning_share).limit_denominator(1000)
     work, data = options.output / ".export-tmp", options.output / "data"
     work.mkdir(parents=True)
     data.mkdir()
     expected = report.kept_per_prompt + round(report.kept_per_prompt * (1 - share) / share)
     buckets = _Buckets(work, max(1, math.ceil(expected / options.shard_rows)), rng, options.test_size)
-    rows_filter = _Filter(decontaminator)
+    rows_filter = RowFilter(decontaminator)
     kept_ids: list[int] = []
-    for batch in _reasoning_batches(engine, store, options, chosen):
+    for batch in reasoning_batches(engine, store, options, chosen):
         keep, contaminated, duplicates = rows_filter.keep(batch, by_prompt=options.keep_per_prompt == 1)
         before = report.reasoning
         for row in itertools.compress(batch, keep):
@@ -529,11 +183,11 @@ def _write(
         report.reasoning_duplicates += duplicates
         if on_progress is not None and report.reasoning // PROGRESS_EVERY > before // PROGRESS_EVERY:
             on_progress(report.reasoning)
-    eligible = _eligible_general(options, rows_filter, report)
+    eligible = eligible_general(options, rows_filter, report)
     wanted = round(report.reasoning * (1 - share) / share)
     take = set(rng.sample(eligible, min(wanted, len(eligible))))
     number = 0
-    for batch in _general_batches(options):
+    for batch in general_batches(options):
         for row in batch:
             if number in take:
                 buckets.add(row)
