@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from service.database import jobs
 from service.launch.procs import spawn, stop, wait_http
-from service.schemas import JobOut
+from service.responses import JobOut
 from workers.loop import Worker
 
 

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from service.api import browse
 from service.database import jobs
 from service.launch.procs import free_port, stop
-from service.schemas import JobIn, JobOut, SampleOut
+from service.responses import JobOut, SampleOut
+from service.schemas import JobIn
 from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
 from tests.fault_proxy import FaultProxy

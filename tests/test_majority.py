@@ -21,7 +21,8 @@ from service.database import jobs
 from service.export.mixing import export
 from service.export.options import ExportOptions
 from service.launch.procs import spawn, stop
-from service.schemas import JobIn, SampleOut
+from service.responses import SampleOut
+from service.schemas import JobIn
 from service.standin.server import DEFAULT_MODEL
 from service.storage import shards
 from service.storage.stores import ShardStore

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import app, ui
+from service.api import routes, ui
 from service.api.app import create_app
 from service.security.tokens import Role, entry_for, new_token
 from service.settings import Settings
@@ -77,7 +77,7 @@ def _routes() -> list[tuple[str, str]]:
     """Every method and path the app serves, with its path parameters filled in."""
     found = {
         (method, route.path)
-        for route in [*app.router.routes, *ui.router.routes]
+        for route in [*routes.router.routes, *ui.router.routes]
         for method in getattr(route, "methods", ())
     }
     found |= {("GET", "/"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/redoc")}

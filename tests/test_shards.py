@@ -16,7 +16,7 @@ from service.database.finishing import NewSample
 from service.database.models import Job, Shard, ShardBacklog, Task
 from service.errors import ShardWriteError
 from service.schemas import JobIn
-from service.storage import shards
+from service.storage import shard_rows, shards
 from service.storage.stores import ShardStore
 from verifiers.base import NamedVerdict
 
@@ -113,7 +113,7 @@ def test_a_shard_is_read_and_written_a_row_group_at_a_time(
 ) -> None:
     """Pages of the backlog become the shard's row groups, in id order, each row once with its own
     verdicts: what a flush holds in memory is one page, whatever the shard's size."""
-    monkeypatch.setattr(shards, "ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr(shard_rows, "ROW_GROUP_ROWS", 2)
     job_id = _finished_job(engine)  # 8 accepted samples, 4 rejected
     assert shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=5, final=True).rows == 12
     listed = sorted(
@@ -143,7 +143,7 @@ def test_a_racing_flusher_loses_cleanly(
 ) -> None:
     """Another flusher commits the same samples first: ours rolls back and removes its file."""
     job_id = _finished_job(engine)
-    real_columns = shards._columns
+    real_columns = shard_rows._columns
 
     def columns_then_race(*args, **kwargs):  # type: ignore[no-untyped-def]
         columns = real_columns(*args, **kwargs)
@@ -162,7 +162,7 @@ def test_a_racing_flusher_loses_cleanly(
                 conn.execute(delete(ShardBacklog).where(ShardBacklog.sample_id == columns["sample_id"][0]))
         return columns
 
-    monkeypatch.setattr(shards, "_columns", columns_then_race)
+    monkeypatch.setattr(shard_rows, "_columns", columns_then_race)
     with pytest.raises(ShardWriteError, match="already in another shard"):
         shards.flush_job(engine, ShardStore(tmp_path), job_id, shard_rows=100, final=True)
     assert not list(tmp_path.rglob("*.parquet"))

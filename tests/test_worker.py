@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from service.api import browse
 from service.database import jobs
 from service.launch.procs import free_port, spawn, stop, wait_http
-from service.schemas import JobIn, JobOut
+from service.responses import JobOut
+from service.schemas import JobIn
 from service.security.teachers import TeacherPolicy
 from service.standin.server import DEFAULT_MODEL
 from service.storage import shards

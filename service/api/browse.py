@@ -19,7 +19,7 @@ from service.database.prompts import conversation
 from service.database.samples import SampleQuery, verdicts_by_sample, with_prompt
 from service.errors import SampleNotFound
 from service.reasoning import split_text
-from service.schemas import SampleCounts, SampleOut, SamplePage, VerdictOut
+from service.responses import SampleCounts, SampleOut, SamplePage, VerdictOut
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from service.export.hub import push_to_hub
 from service.export.inputs import check_inputs
 from service.export.mixing import export
 from service.export.options import ExportOptions
-from service.schemas import ExportIn, ExportOut
+from service.export.request import ExportIn, ExportOut
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -85,7 +85,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from service.export.decontaminate import heavy_removals
     from service.export.mixing import export
     from service.export.options import ExportOptions
-    from service.schemas import ExportIn
+    from service.export.request import ExportIn
 
     try:
         request = ExportIn.model_validate(

@@ -16,17 +16,8 @@ from service.database.models import Job, Shard, Task
 from service.database.queue import NewTask
 from service.database.verdict_stats import rate, usage_by_model, verdict_stats
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
-from service.schemas import (
-    FailedTask,
-    JobCreated,
-    JobIn,
-    JobOut,
-    JobSummary,
-    PromptIn,
-    SampleCounts,
-    ShardOut,
-    TaskCounts,
-)
+from service.responses import FailedTask, JobCreated, JobOut, JobSummary, SampleCounts, ShardOut, TaskCounts
+from service.schemas import JobIn, PromptIn
 from service.storage.stores import ShardStore
 
 FAILED_TASKS_SHOWN = 20

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from service.database.models import VerdictCount, VerifierCost
-from service.schemas import ModelUsage, VerifierStats
+from service.responses import ModelUsage, VerifierStats
 
 
 def rate(accepted: int, total: int) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from service.schemas import JobOut
+from service.responses import JobOut
 
 if TYPE_CHECKING:
     from service.export.options import ExportOptions, ExportReport

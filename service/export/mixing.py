@@ -35,7 +35,7 @@ from service.export.options import ExportOptions, ExportReport
 from service.export.rows import MESSAGE, SCHEMA, Row, general_batches, reasoning_batches
 from service.export.selection import RowFilter, choose_samples, eligible_general, learn_templates
 from service.export.soft_labels import student_tokenizer, write_soft_labels
-from service.schemas import JobOut
+from service.responses import JobOut
 from service.storage.stores import ShardStore
 
 PROGRESS_EVERY = 5_000

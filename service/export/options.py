@@ -13,7 +13,7 @@ from service.export.decontaminate import (
     DEFAULT_TEMPLATE_MIN_ROWS,
     DEFAULT_TEMPLATE_SHARE,
 )
-from service.schemas import ExportIn
+from service.export.request import ExportIn
 
 DEFAULT_SHARD_ROWS = 20_000  # a shard is shuffled in memory: this bounds the export's footprint
 

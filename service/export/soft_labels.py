@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
 from service.errors import InvalidJob
-from service.schemas import JobOut
+from service.responses import JobOut
 from service.storage.shards import soft_label_shards
 from service.storage.stores import ShardStore
 

@@ -1,0 +1,133 @@
+"""What the API answers: jobs with their counts, samples with their verdicts, shards. Built by the
+database room's readers, returned by the routes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobCreated(BaseModel):
+    id: str
+    status: str
+    num_tasks: int
+    created: bool = Field(description="False when an equal idempotency key returned an existing job.")
+
+
+class TaskCounts(BaseModel):
+    total: int = 0
+    draft: int = 0
+    queued: int = 0
+    running: int = 0
+    paused: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class SampleCounts(BaseModel):
+    total: int
+    accepted: int
+    rejected: int
+    acceptance_rate: float | None
+
+
+class VerifierStats(BaseModel):
+    name: str
+    accepted: int
+    rejected: int
+    acceptance_rate: float | None
+    seconds: float = Field(default=0.0, description="Time its verdicts took, summed over samples.")
+    tokens: int = Field(default=0, description="Tokens of the model it asks (a judge), prompt and reply.")
+
+
+class ModelUsage(BaseModel):
+    """Tokens one model spent on a job, in its role: the teacher, or the verifier that asked it."""
+
+    model: str
+    role: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class FailedTask(BaseModel):
+    prompt_id: str
+    attempt: int
+    last_error: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str | None
+    owner: str | None = Field(description="The name of the API token that created the job.")
+    status: str
+    status_reason: str | None = Field(description="Why the job is paused, when it is.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any]
+    tasks: TaskCounts
+    samples: SampleCounts
+    verifiers: list[VerifierStats]
+    rejection_reasons: dict[str, int]
+    tokens: dict[str, int]
+    usage: list[ModelUsage] = Field(default_factory=list, description="Tokens by model: teacher, judges.")
+    failed_tasks: list[FailedTask]
+    shards: int
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str | None
+    owner: str | None
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    tasks: TaskCounts
+    samples: SampleCounts
+    tokens: dict[str, int]
+
+
+class VerdictOut(BaseModel):
+    verifier: str
+    accepted: bool
+    reason: str | None
+    details: dict[str, Any]
+
+
+class SampleOut(BaseModel):
+    id: int
+    prompt_id: str
+    sample_index: int
+    messages: list[dict[str, str]]
+    reference: str | None
+    completion: str
+    think: str | None
+    answer: str | None
+    finish_reason: str | None
+    completion_tokens: int
+    accepted: bool
+    reason: str | None
+    verdicts: list[VerdictOut]
+
+
+class SamplePage(BaseModel):
+    items: list[SampleOut]
+    next_cursor: int | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+    prev_cursor: int | None = Field(
+        default=None, description="Pass as ?before= for the previous page; null on the first."
+    )
+
+
+class ShardOut(BaseModel):
+    id: int
+    kind: str
+    path: str = Field(description="Relative to the shard directory.")
+    location: str = Field(description="Where the server wrote it: an absolute path.")
+    num_rows: int
+    num_bytes: int
