@@ -6,7 +6,7 @@ Each sample is a correct solution with ``--tests`` tests, verified through the s
 worker uses, all processes busy, three times side by side: with stdin tests (a sandboxed run each,
 the program run bare), with assert tests of the same function and with call-based tests of it (the
 APPS/TACO ``fn_name`` layout); the last two run under the harness, one sandboxed run for all of a
-sample's tests, each test in a child of its own (see verifiers/assert_harness.py). The last line is
+sample's tests, each test in a child of its own (see verifiers/code/assert_harness.py). The last line is
 ``sandbox: runs_per_s=X assert_tests_per_s=Y call_tests_per_s=Z harness_cost_pct=C call_vs_stdin=R
 tests=N isolation=LEVEL``: the harness costs more than a bare run, once a run, and less for every
 further test.
@@ -26,8 +26,8 @@ from typing import Any
 # Run as a script, this folder comes first on sys.path, and bench/verifiers.py would shadow the package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from verifiers import sandbox
 from verifiers.base import Candidate
+from verifiers.code import sandbox
 from verifiers.runner import VerifierRunner, VerifierSpec
 
 FUNCTION = "def squares(n):\n    return sum(i * i for i in range(n))\n"

@@ -34,7 +34,7 @@ class Message(TypedDict):
 @with_config(ConfigDict(extra="forbid"))
 class PromptIn(TypedDict):
     """One prompt: text (``prompt``) or chat ``messages``, with an optional reference answer, tests (in
-    a dataset's own layout: see ``verifiers/test_layouts.py``) and
+    a dataset's own layout: see ``verifiers/code/test_layouts.py``) and
     ``metadata`` (any JSON object, handed to verifiers as it is: a scorer's own fields).
 
     A TypedDict rather than a model: a job may carry 100,000 of them, and plain dicts validate about

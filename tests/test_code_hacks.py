@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from verifiers.base import Candidate, Verdict
-from verifiers.code_tests import CodeOptions, CodeVerifier
+from verifiers.code.verifier import CodeOptions, CodeVerifier
 
 CHECK = (
     {

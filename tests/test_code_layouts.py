@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from verifiers.base import Candidate, Verdict
-from verifiers.code_tests import CodeOptions, CodeVerifier
-from verifiers.test_layouts import MAX_INFLATED_BYTES, BadTests, read_tests
+from verifiers.code.test_layouts import MAX_INFLATED_BYTES, BadTests, read_tests
+from verifiers.code.verifier import CodeOptions, CodeVerifier
 
 # TACO stores input_output as a JSON text; APPS call-based outputs hold each return value in a list.
 TACO_CALL = json.dumps(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from verifiers.base import Candidate, Verdict
-from verifiers.code_tests import CodeOptions, CodeVerifier, extract_program, outputs_match
+from verifiers.code.verifier import CodeOptions, CodeVerifier, extract_program, outputs_match
 
 SUM_TESTS = (
     {"type": "stdin_stdout", "input": "1 2\n", "output": "3\n"},

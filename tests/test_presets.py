@@ -21,7 +21,7 @@ from service.launch.procs import free_port, spawn, stop, wait_http
 from service.presets import PRESETS
 from tests.cases.preset_rows import EXPECTED, ROWS
 from verifiers.base import Candidate
-from verifiers.code_tests import CodeOptions, CodeVerifier
+from verifiers.code.verifier import CodeOptions, CodeVerifier
 
 CLI = [sys.executable, "-m", "service.cli"]
 TEACHER = ["--teacher-url", "http://127.0.0.1:9/v1", "--model", "m"]  # no worker runs: never called

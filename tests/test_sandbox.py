@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from verifiers import sandbox
 from verifiers.base import Candidate
+from verifiers.code import sandbox
 from verifiers.runner import VerifierRunner, VerifierSpec
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the uid and mount checks need the root sandbox")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 DETAIL_CHARS = 300  # of a text quoted in a verdict's details: enough to see it, small in every shard row
 
 # A prompt's code tests as its dataset stores them: a list, an object, or the JSON or Python text of
-# either (``verifiers/test_layouts.py`` reads every layout).
+# either (``verifiers/code/test_layouts.py`` reads every layout).
 Tests = list[Any] | dict[str, Any] | str
 
 

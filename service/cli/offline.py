@@ -34,7 +34,7 @@ class Columns:
 
 
 def candidate_of(row: dict[str, Any], columns: Columns = Columns()) -> Candidate:
-    """A row as verifiers see it; ``tests`` in any layout ``verifiers/test_layouts.py`` reads, the
+    """A row as verifiers see it; ``tests`` in any layout ``verifiers/code/test_layouts.py`` reads, the
     prompt a text or a list of chat messages."""
     if not isinstance(row.get(columns.completion), str):
         raise InvalidJob(

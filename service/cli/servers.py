@@ -94,7 +94,7 @@ def _wait_for_schema(url: str) -> None:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.database.db import make_engine
-    from verifiers import sandbox
+    from verifiers.code import sandbox
     from verifiers.runner import VerifierRunner
     from workers.loop import Worker, install_signal_handlers
 

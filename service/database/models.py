@@ -143,7 +143,7 @@ class Sample(Base):
     accepted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(120))  # the first rejection, for quick display
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    # An accepted sample's soft labels (service/soft_labels.pack) until its shard is written.
+    # An accepted sample's soft labels (packed by service/storage/soft_labels.py) until its shard is written.
     soft_labels: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 

@@ -3,7 +3,7 @@
 A preset maps a dataset's row to a prompt (text, reference, tests, metadata), says which rows it
 cannot use and why (a proof has no final answer to check; a Codeforces problem with a checker accepts
 several outputs), and chooses the job's verifiers and, for code, a prompt template. Tests stay as the
-dataset stores them wherever one column holds them (``verifiers/test_layouts.py`` reads every
+dataset stores them wherever one column holds them (``verifiers/code/test_layouts.py`` reads every
 layout); where several columns do, they are read here, so a malformed one fails at submission.
 This room reads files and imports ``service.sources`` and ``verifiers``; nothing of the service's
 store or API.

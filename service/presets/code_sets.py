@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.presets.preset import Preset, Row, text_of
-from verifiers.test_layouts import read_tests
+from verifiers.code.test_layouts import read_tests
 
 STDIN_TASK = (
     "Write a Python 3 program that reads standard input and writes standard output; "

@@ -1,9 +1,9 @@
 """Code: run the answer's program against the prompt's tests in the sandbox.
 
-The tests are read from the dataset's own layout by ``verifiers/test_layouts.py``. A stdin/stdout
+The tests are read from the dataset's own layout by ``verifiers/code/test_layouts.py``. A stdin/stdout
 test feeds the input and compares the output after trimming trailing whitespace (numbers within
 ``float_tolerance`` if set). Assert, call and pytest tests (Python only) run under a harness
-(``verifiers/assert_harness.py``) that keeps the tests out of the program's reach and proves that
+(``verifiers/code/assert_harness.py``) that keeps the tests out of the program's reach and proves that
 they ran to their end.
 """
 
@@ -25,10 +25,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from verifiers import assert_harness, harness_checks, sandbox
 from verifiers.base import DETAIL_CHARS, Candidate, Verdict
-from verifiers.sandbox import Limits, RunResult
-from verifiers.test_layouts import BadTests, read_tests
+from verifiers.code import assert_harness, harness_checks, sandbox
+from verifiers.code.sandbox import Limits, RunResult
+from verifiers.code.test_layouts import BadTests, read_tests
 
 NAME = "code"
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)```", re.DOTALL)
@@ -250,7 +250,7 @@ class CodeVerifier:
     def _run_harness(
         self, command: list[str], tests: list[dict[str, Any]], workdir: Path
     ) -> list[tuple[int, RunResult, str | None]]:
-        """Assert, call and pytest tests under the harness (``verifiers/assert_harness.py``), one run
+        """Assert, call and pytest tests under the harness (``verifiers/code/assert_harness.py``), one run
         for them all, each test in a child of its own. A line led by this run's token is the only
         proof that a test ran to its end."""
         token = secrets.token_hex(16)

@@ -5,7 +5,7 @@ The verifier runs four kinds of test:
 - ``{"type": "stdin_stdout", "input": str, "output": str}``: the program's output for that input;
 - ``{"type": "assert", "code": str, "entry_point": str | None}``: test code (HumanEval, MBPP);
 - ``{"type": "call", "fn_name": str, "args": list, "expected": any, "unwrap": bool}``: one call of the
-  function (or of ``Solution().<fn_name>``), its return value compared (``verifiers/harness_checks.py``);
+  function (or of ``Solution().<fn_name>``), its return value compared (``verifiers/code/harness_checks.py``);
 - ``{"type": "pytest", "code": str}``: a pytest file that does ``from solution import …`` (KodCode);
   each ``test_*`` function is a test.
 
