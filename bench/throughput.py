@@ -30,7 +30,6 @@ the lowest in-flight share of the pipeline runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime
 import json
@@ -45,94 +44,21 @@ from typing import Any
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import aiohttp
 import httpx
 from sqlalchemy import func, select
 
+from bench.bare_client import bare_client
+from bench.measure import Run, cpu_seconds, database_cpu, in_flight_share, session_cpu
+from bench.regimes import REGIMES, SEED, WARM_UP_MAX_TOKENS, Regime, prompts
 from service.database.db import make_engine
 from service.database.models import Task
 from service.launch.procs import free_port, spawn, stop, wait_http
 from service.standin.server import DEFAULT_MODEL
 from tests.pg import create_database, postgres_server
-from workers.process import task_seed
 
 TEACHER_CORE = 0
-SEED = 1234
 VERIFIERS = [{"name": "format"}, {"name": "math"}, {"name": "langmix"}]
-TICKS = os.sysconf("SC_CLK_TCK")
 SUMMARY_NAMES = {"sqlite": "sqlite", "postgresql": "postgres"}  # as the summary lines name the databases
-# Before each timed run, the same processes (or client) serve a short round: one prompt per request
-# slot, short completions. Connections, caches and first-call costs are then paid outside the figures,
-# which are those of a service that has been running, as a long job's would be.
-WARM_UP_MAX_TOKENS = 64
-
-
-@dataclass(frozen=True)
-class Regime:
-    name: str
-    slots: int
-    n: int
-    prompts: int
-    median: int
-    sigma: float
-    max_tokens: int
-    token_s: float
-    slowdown: float
-    ttft_s: float
-
-    @property
-    def in_flight(self) -> int:
-        """Requests kept out: enough sequences to fill the engine's slots."""
-        return self.slots // self.n
-
-    def requests_out(self, streaming: bool) -> int:
-        """Requests at the teacher at once: one a prompt, or streamed, one a sample."""
-        return self.in_flight * (self.n if streaming else 1)
-
-    def teacher_args(self) -> list[str]:
-        return [
-            "--max-num-seqs", str(self.slots), "--token-delay", str(self.token_s),
-            "--batch-slowdown", str(self.slowdown), "--ttft", str(self.ttft_s),
-            "--length-median", str(self.median), "--length-sigma", str(self.sigma),
-        ]  # fmt: skip
-
-
-REGIMES = {
-    "realistic": Regime("realistic", 256, 4, 1000, 1500, 0.6, 4096, 0.0002, 0.5, 0.05),
-    "stress": Regime("stress", 1024, 4, 2400, 100, 0.3, 512, 0.004, 0.5, 0.05),
-}
-
-
-@dataclass
-class Run:
-    samples: int
-    tokens: int
-    seconds: float
-    in_flight_share: float = 0.0
-    teacher_span_s: float = 0.0
-    lead_s: float = 0.0  # from the job's submission to its first request at the teacher
-    tail_s: float = 0.0  # from the last reply to the job done, its last shard written
-    accepted: int = 0
-    client_cpu_s: float = 0.0  # the bare client's own CPU: the floor of receiving these replies
-
-    @property
-    def samples_per_s(self) -> float:
-        return self.samples / self.seconds
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.tokens / self.seconds
-
-
-def prompts(count: int, prefix: str = "q") -> list[dict[str, str]]:
-    return [
-        {
-            "id": f"{prefix}{i}",
-            "prompt": f"Compute ({i} + 7) * {i % 13 + 2} - {i % 5}.",
-            "reference": str((i + 7) * (i % 13 + 2) - i % 5),
-        }
-        for i in range(count)
-    ]
 
 
 def run_job(client: httpx.Client, body: dict[str, Any], poll_s: float) -> dict[str, Any]:
@@ -151,38 +77,6 @@ def wait_for_line(log: Path, text: str, timeout_s: float = 60) -> None:
         time.sleep(0.1)
 
 
-def _stat(pid: int | str) -> tuple[str, int, float]:
-    """A process's command name, session id and CPU seconds so far, from ``/proc/PID/stat``."""
-    head, _, tail = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
-    fields = tail.split()
-    return head.partition("(")[2], int(fields[3]), (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _all_processes() -> Iterator[tuple[str, int, float]]:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):  # gone while being read
-                yield _stat(entry.name)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU a process has used so far (0 once it is gone)."""
-    try:
-        return _stat(pid)[2]
-    except OSError:
-        return 0.0
-
-
-def session_cpu(session_ids: set[int]) -> float:
-    """CPU of every live process in these sessions (a spawned command and everything it started)."""
-    return sum(cpu for _, session, cpu in _all_processes() if session in session_ids)
-
-
-def database_cpu() -> float:
-    """CPU of the PostgreSQL server processes (this bench's throwaway server; 0 on SQLite)."""
-    return sum(cpu for name, _, cpu in _all_processes() if name == "postgres")
-
-
 @contextlib.contextmanager
 def teacher(regime: Regime, root: Path) -> Iterator[str]:
     port = free_port()
@@ -194,84 +88,6 @@ def teacher(regime: Regime, root: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop([process])
-
-
-def in_flight_share(teacher_url: str, level: int) -> tuple[float, float, float]:
-    """Time-averaged requests at the teacher from the first arrival to the last, over ``level``; and
-    the first arrival and last reply (monotonic clock, which all processes here share)."""
-    intervals = httpx.get(f"{teacher_url}/tracemill/stats", params={"reset": 1}).json()["intervals"]
-    start, end = min(a for a, _ in intervals), max(a for a, _ in intervals)
-    busy = sum(max(0.0, min(b, end) - a) for a, b in intervals)
-    return (busy / (end - start) / level if end > start else 1.0), start, max(b for _, b in intervals)
-
-
-async def _streamed_usage(response: aiohttp.ClientResponse) -> int:
-    """Read a streamed reply to its end, each event parsed (as any client must, to see the text); the
-    completion tokens of its last usage."""
-    pending, tokens = b"", 0
-    async for received in response.content.iter_any():
-        *events, pending = (pending + received).split(b"\n\n")
-        for event in events:
-            data = event.removeprefix(b"data: ")
-            if data != b"[DONE]":
-                tokens = (json.loads(data).get("usage") or {}).get("completion_tokens", tokens)
-    return int(tokens)
-
-
-async def _bare(teacher_url: str, regime: Regime, streaming: bool) -> Run:
-    """The warm-up round, then the timed one, on one session (so on the same connections). With
-    ``streaming``, each sample is a streamed request of its own (seeded as the i-th choice would be)
-    and a prompt's n streams hold one slot together, as a job with ``abort_early`` sends them."""
-    slots = asyncio.Semaphore(regime.in_flight)
-    tokens = samples = 0
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def request(body: dict[str, Any]) -> None:
-            nonlocal tokens, samples
-            async with session.post(f"{teacher_url}/v1/chat/completions", json=body) as response:
-                if streaming:
-                    used = await _streamed_usage(response)  # not ``tokens += await``: that reads
-                    tokens, samples = tokens + used, samples + 1  # ``tokens`` before the await
-                else:
-                    reply = await response.json()
-                    tokens += reply["usage"]["completion_tokens"]
-                    samples += len(reply["choices"])
-
-        async def one(item: dict[str, str], max_tokens: int) -> None:
-            body = {
-                "model": DEFAULT_MODEL,
-                "messages": [{"role": "user", "content": item["prompt"]}],
-                "n": regime.n,
-                "temperature": 0.6,
-                "top_p": 0.95,
-                "max_tokens": max_tokens,
-                "seed": task_seed(SEED, item["id"]),
-            }
-            options = {"include_usage": True, "continuous_usage_stats": True}
-            streams = [
-                {**body, "n": 1, "seed": body["seed"] + i, "stream": True, "stream_options": options}
-                for i in range(regime.n)
-            ]
-            async with slots:
-                await asyncio.gather(*map(request, streams if streaming else [body]))
-
-        warm_up = prompts(regime.in_flight, prefix="warm-up")
-        await asyncio.gather(*(one(item, WARM_UP_MAX_TOKENS) for item in warm_up))
-        async with session.get(f"{teacher_url}/tracemill/stats", params={"reset": 1}) as response:
-            response.raise_for_status()
-        tokens = samples = 0
-        started, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(one(item, regime.max_tokens) for item in prompts(regime.prompts)))
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return Run(samples, tokens, seconds, client_cpu_s=cpu)
-
-
-def bare_client(teacher_url: str, regime: Regime, streaming: bool) -> Run:
-    run = asyncio.run(_bare(teacher_url, regime, streaming))
-    share, first, last = in_flight_share(teacher_url, regime.requests_out(streaming))
-    run.in_flight_share, run.teacher_span_s = share, last - first
-    return run
 
 
 @dataclass
