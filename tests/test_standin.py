@@ -102,3 +102,18 @@ def test_outcomes_cover_every_kind_and_the_right_share() -> None:
     assert any("我们" in t for t in texts)  # language-mixed
     assert any(len(t) > 3000 for t in texts)  # over-long
     assert any("\\boxed{" in t and "\\boxed{126}" not in t for t in texts)  # wrong
+
+
+def test_a_difficulty_profile_solves_only_the_small_sums(tmp_path: Path) -> None:
+    """A weak student's profile: right as often as ever on small numbers, never once a number is large."""
+    url, process = start_standin(tmp_path, "--correct-share", "1", "--hard-above", "20")
+    try:
+
+        def answers(prompt: str) -> list[str]:
+            reply = _chat(url, messages=[{"role": "user", "content": prompt}], n=8, seed=3, max_tokens=400)
+            return [choice["message"]["content"] for choice in reply.json()["choices"]]
+
+        assert all("\\boxed{12}" in text for text in answers("Compute 5 + 7."))
+        assert not any("\\boxed{48}" in text for text in answers("Compute 21 + 27."))
+    finally:
+        stop([process])

@@ -157,6 +157,8 @@ def cmd_standin(args: argparse.Namespace, _settings: Settings) -> int:
         drift_share=args.drift_share,
         long_share=args.long_share,
         stream_interval=args.stream_interval,
+        hard_above=args.hard_above,
+        hard_correct_share=args.hard_correct_share,
     )
 
     def ready(port: int) -> None:
@@ -228,5 +230,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     standin.add_argument("--long-share", type=float, default=0.0, help="share that run to 90%% of max_tokens")
     standin.add_argument(
         "--stream-interval", type=int, default=defaults.stream_interval, help="tokens per streamed chunk"
+    )
+    standin.add_argument(
+        "--hard-above", type=int, default=0, help="a prompt with a number above this is hard (0: none is)"
+    )
+    standin.add_argument(
+        "--hard-correct-share",
+        type=float,
+        default=0.0,
+        help="share of a hard prompt's samples that are right",
     )
     standin.set_defaults(run=cmd_standin)

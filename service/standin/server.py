@@ -35,6 +35,7 @@ from service.standin.text import (
     compose,
     count_tokens,
     drifting,
+    is_hard,
     looping,
     pad,
     seeded_rng,
@@ -64,6 +65,11 @@ class StandinConfig:
     drift_share: float = 0.0
     long_share: float = 0.0
     stream_interval: int = 16  # tokens per streamed chunk (vLLM's --stream-interval)
+    # A difficulty profile: a prompt whose arithmetic holds a number above ``hard_above`` is hard, and
+    # its samples are right in ``hard_correct_share`` of them instead (``hard_above`` 0: no profile).
+    # A weak student is ``hard_above=20, hard_correct_share=0``: it solves only sums of small numbers.
+    hard_above: int = 0
+    hard_correct_share: float = 0.0
     error_429_rate: float = 0.0
     error_503_rate: float = 0.0
     hang_rate: float = 0.0
@@ -162,6 +168,8 @@ class Standin:
         config = self.config
         if is_judge_question(prompt):
             text = judge_reply(prompt)
+        elif config.hard_above and is_hard(prompt, config.hard_above):
+            text = compose(prompt, seed, 0, config.hard_correct_share, failures=("wrong",))
         else:
             text = compose(prompt, seed, 0, config.correct_share)
         length = count_tokens(text)

@@ -107,21 +107,30 @@ def solve(prompt: str) -> tuple[str, Fraction, list[str]] | None:
     return None
 
 
+def is_hard(prompt: str, above: int) -> bool:
+    """Whether the prompt's arithmetic holds a number greater than ``above`` (the difficulty profile)."""
+    solved = solve(prompt)
+    return solved is not None and any(int(number) > above for number in re.findall(r"\d+", solved[0]))
+
+
 def seeded_rng(*parts: Any) -> random.Random:
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def _choose_kind(rng: random.Random, correct_share: float) -> str:
+def _choose_kind(rng: random.Random, correct_share: float, failures: tuple[str, ...]) -> str:
     if rng.random() < correct_share:
         return "correct"
-    return rng.choice(KINDS[1:])
+    return rng.choice(failures)
 
 
-def compose(prompt: str, seed: int, index: int, correct_share: float) -> str:
-    """The full completion for sample ``index`` of ``prompt`` under ``seed``."""
+def compose(
+    prompt: str, seed: int, index: int, correct_share: float, failures: tuple[str, ...] = KINDS[1:]
+) -> str:
+    """The full completion for sample ``index`` of ``prompt`` under ``seed``; a sample that is not
+    correct is one of ``failures`` (a prompt too hard for the model gets wrong answers alone)."""
     rng = seeded_rng(seed, index, prompt)
-    kind = _choose_kind(rng, correct_share)
+    kind = _choose_kind(rng, correct_share, failures)
     solved = solve(prompt)
     if solved is None:
         think_lines = [
