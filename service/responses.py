@@ -131,3 +131,15 @@ class ShardOut(BaseModel):
     location: str = Field(description="Where the server wrote it: an absolute path.")
     num_rows: int
     num_bytes: int
+
+
+class PassRateOut(BaseModel):
+    prompt_id: str
+    samples: int
+    accepted: int
+    pass_rate: float = Field(description="accepted / samples")
+
+
+class PassRatePage(BaseModel):
+    items: list[PassRateOut]
+    next_cursor: int | None = Field(description="Pass as ?cursor= for the next page; null at the end.")

@@ -222,11 +222,45 @@ class VerifierIn(Strict):
         return self
 
 
+class PromptsFromIn(Strict):
+    """A job's prompts taken from another job's results by their pass rate there: accepted samples over
+    samples of each finished prompt. From a student probe (``role: student``), e.g. the prompts the
+    student solved in at most 1 of 4 (``max_pass_rate: 0.25``)."""
+
+    job: str = Field(
+        min_length=1, max_length=64, description="The job whose prompts and pass rates are read."
+    )
+    min_pass_rate: float = Field(default=0.0, ge=0, le=1)
+    max_pass_rate: float = Field(default=1.0, ge=0, le=1)
+    limit: int | None = Field(default=None, ge=1, description="At most this many, the first in `order`.")
+    order: Literal["hardest", "easiest"] = Field(
+        default="hardest",
+        description="Which come first under `limit`: the lowest pass rates, or the highest.",
+    )
+
+    @model_validator(mode="after")
+    def _a_range(self) -> PromptsFromIn:
+        if self.min_pass_rate > self.max_pass_rate:
+            raise ValueError("max_pass_rate: must not be below min_pass_rate")
+        return self
+
+
 class JobIn(Strict):
     """A generation job. ``start: false`` creates a draft to which prompts are added in pages."""
 
     name: str | None = Field(default=None, max_length=200)
     teacher: TeacherIn
+    role: Literal["teacher", "student"] = Field(
+        default="teacher",
+        description="'student': a probe job, whose model (given as `teacher`) is the student, to measure "
+        "its pass rate on each prompt with the job's verifiers; its samples are kept as any job's, and "
+        "are not exported as training data.",
+    )
+    prompts_from: PromptsFromIn | None = Field(
+        default=None,
+        description="Take the prompts from another job's results instead of `prompts`; the rule, the "
+        "source job's role and how many were selected are stored with the job.",
+    )
     sampling: SamplingIn = SamplingIn()
     n: int = Field(default=4, ge=1, le=MAX_SAMPLES_PER_PROMPT, description="Samples per prompt.")
     verifiers: list[VerifierIn] = Field(default_factory=lambda: [VerifierIn(name="format")])
@@ -312,6 +346,12 @@ class JobIn(Strict):
     @model_validator(mode="after")
     def _prompts_when_starting(self) -> JobIn:
         check_prompt_shapes(self.prompts)
+        if self.prompts_from is not None:
+            if self.prompts:
+                raise ValueError(
+                    "prompts_from: a job takes its prompts from `prompts` or from a job, not both"
+                )
+            return self
         if self.start and not self.prompts:
             raise ValueError("prompts: at least one prompt is needed to start a job (or send start=false)")
         return self

@@ -170,3 +170,35 @@ def test_refuses_a_non_empty_output(engine: Engine, tmp_path: Path) -> None:
     (tmp_path / "out" / "keep.txt").write_text("mine")
     with pytest.raises(InvalidJob, match="not empty"):
         export(engine, ShardStore(tmp_path), ExportOptions(jobs=(), output=tmp_path / "out"))
+
+
+def test_a_student_difficulty_needs_a_probe_behind_the_job(engine: Engine, tmp_path: Path) -> None:
+    job_id = _job_with_shards(engine, tmp_path / "shards")
+    options = ExportOptions(jobs=(job_id,), output=tmp_path / "out", order="curriculum", difficulty="student")
+    with pytest.raises(InvalidJob, match="no student probe") as refused:
+        export(engine, ShardStore(tmp_path / "shards"), options)
+    assert refused.value.field == "difficulty"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_curriculum_runs_easy_to_hard_across_its_shards(engine: Engine, tmp_path: Path) -> None:
+    job_id = _job_with_shards(engine, tmp_path / "shards")
+    general = _general(tmp_path / "general.jsonl", 30)
+    out = tmp_path / "out"
+    options = ExportOptions(
+        jobs=(job_id,), output=out, general=(general,), reasoning_share=0.5, keep_per_prompt=2,
+        order="curriculum", shard_rows=100, max_pass_rate=0.9,
+    )  # fmt: skip
+    report = export(engine, ShardStore(tmp_path / "shards"), options)
+    files = sorted((out / "data").glob("train-*.parquet"))
+    rows = [row for path in files for row in pq.read_table(path).to_pylist()]
+    rates = [r["pass_rate"] for r in rows if r["source"] == "reasoning"]
+    assert rates == sorted(rates, reverse=True) and rates
+    assert {r["source"] for r in rows} == {"reasoning", "general"}
+    assert report.difficulty == {f"{2 / 3:.4g}": report.reasoning}  # every prompt: 2 of 3 accepted
+    card = (out / "README.md").read_text()
+    assert "## Difficulty" in card and (out / "difficulty.svg").exists()
+    banded = ExportOptions(jobs=(job_id,), output=tmp_path / "none", min_pass_rate=0.7)
+    nothing = export(engine, ShardStore(tmp_path / "shards"), banded)
+    assert (nothing.reasoning, nothing.out_of_range) == (0, PROMPTS)  # bounds apply before dedup
+    assert "40 reasoning rows were outside the teacher pass-rate bounds (0.7 to 1)" in nothing.note

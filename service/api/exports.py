@@ -9,7 +9,6 @@ import uuid
 
 from sqlalchemy import Engine, insert, select, update
 
-from service.database import jobs
 from service.database.db import reading, utcnow, writing
 from service.database.models import Export
 from service.errors import ExportNotFound, TracemillError
@@ -18,6 +17,7 @@ from service.export.inputs import check_inputs
 from service.export.mixing import export
 from service.export.options import ExportOptions
 from service.export.request import ExportIn, ExportOut
+from service.export.selection import check_jobs
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,7 @@ def start_export(engine: Engine, settings: Settings, request: ExportIn) -> Expor
     export_id = uuid.uuid4().hex
     location = settings.data_dir.resolve() / "exports" / export_id
     options = ExportOptions.from_request(request, location)
-    for job_id in request.jobs:  # a 404 now, not a failed export later
-        jobs.require_job(engine, job_id)
+    check_jobs(engine, options)  # a 404 or 422 now, not a failed export later
     check_inputs(options.general, options.decontaminate)  # and a 422 for a file it could not read
     with writing(engine) as conn:
         conn.execute(

@@ -12,11 +12,12 @@ from sqlalchemy import Engine
 from service.api import browse, exports
 from service.api.browse import SampleFilter
 from service.database import jobs
+from service.database.selection import PAGE_LIMIT, pass_rates, select_prompts
 from service.errors import (
     InvalidJob,
 )
 from service.export.request import ExportIn, ExportOut
-from service.responses import JobCreated, JobOut, JobSummary, SampleOut, SamplePage, ShardOut
+from service.responses import JobCreated, JobOut, JobSummary, PassRatePage, SampleOut, SamplePage, ShardOut
 from service.schemas import JobIn, PromptIn, PromptsIn
 from service.security import access
 from service.security.auth import principal_of
@@ -90,16 +91,17 @@ def create_job(
     refusal = policy.job_refusal(job.spec())
     if refusal is not None:
         raise InvalidJob(f"{refusal.field}: {refusal.message}", field=refusal.field)
+    selection = select_prompts(engine, job.prompts_from) if job.prompts_from else None
     access.check_new_job(
         engine,
         principal,
-        len(job.prompts),
+        len(selection.prompts) if selection else len(job.prompts),
         max_active=settings.max_active_jobs_per_token,
         max_prompts=settings.max_prompts_per_job,
     )
     rate: JobRate = request.app.state.job_rate
     rate.take(principal.name)
-    created = jobs.create_job(engine, job, owner=principal.name)
+    created = jobs.create_job(engine, job, owner=principal.name, selection=selection)
     if not created.created:
         response.status_code = status.HTTP_200_OK
     return created
@@ -182,6 +184,28 @@ def get_sample(engine: EngineDep, job_id: str, sample_id: int) -> SampleOut:
 def list_shards(engine: EngineDep, settings: SettingsDep, job_id: str) -> list[ShardOut]:
     """The job's Parquet shards (paths relative to the shard directory)."""
     return jobs.list_shards(engine, job_id, settings.shard_store)
+
+
+@router.get("/jobs/{job_id}/pass-rates", tags=["jobs"])
+def list_pass_rates(
+    engine: EngineDep,
+    job_id: str,
+    *,
+    min_pass_rate: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    max_pass_rate: Annotated[float, Query(ge=0, le=1)] = 1.0,
+    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the last next_cursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT,
+) -> PassRatePage:
+    """Each finished prompt's pass rate (accepted over samples), in task order: a student probe's
+    are the student's; ``prompts_from`` selects by them."""
+    return pass_rates(
+        engine,
+        job_id,
+        min_pass_rate=min_pass_rate,
+        max_pass_rate=max_pass_rate,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @router.post("/exports", status_code=status.HTTP_202_ACCEPTED, tags=["exports"])

@@ -96,6 +96,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 "keep_per_prompt": args.keep_per_prompt,
                 "template": args.template,
                 "format": args.format,
+                "order": args.order,
+                "difficulty": args.difficulty,
+                "min_pass_rate": args.min_pass_rate,
+                "max_pass_rate": args.max_pass_rate,
                 "seed": args.seed,
                 "test_size": args.test_size,
                 "decontaminate": args.decontaminate or [],
@@ -178,6 +182,20 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="messages: one column of turns; prompt-completion: TRL's prompt and completion columns, "
         "so that SFTTrainer's loss is on the completion only",
     )
+    exp.add_argument(
+        "--order",
+        choices=["shuffled", "curriculum"],
+        default="shuffled",
+        help="curriculum: rows easy to hard by --difficulty (docs/difficulty.md)",
+    )
+    exp.add_argument(
+        "--difficulty",
+        choices=["teacher", "student"],
+        default="teacher",
+        help="the pass rate the curriculum and the bounds read: the teacher's, or the probed student's",
+    )
+    exp.add_argument("--min-pass-rate", type=float, default=0.0, help="leave out reasoning rows below it")
+    exp.add_argument("--max-pass-rate", type=float, default=1.0, help="leave out reasoning rows above it")
     exp.add_argument("--seed", type=int, default=0, help="shuffle and sampling seed")
     exp.add_argument("--test-size", type=float, default=0.0, help="share of rows in the test split")
     exp.add_argument(

@@ -37,7 +37,7 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
         body["abort_early"] = True
     if args.verifier:
         body["verifiers"] = [{"name": name} for name in args.verifier]
-    for key in ("name", "system_prompt", "prompt_template", "idempotency_key"):
+    for key in ("name", "role", "system_prompt", "prompt_template", "idempotency_key"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     return body
@@ -50,6 +50,23 @@ def _prompt_source(args: argparse.Namespace, body: dict[str, Any], skipped: Coun
     from service.sources import Fields, read_prompts
 
     name = args.preset or body.pop("preset", None)
+    if args.prompts_from:
+        if args.input is not None or name is not None or args.reasoning_gym:
+            raise TracemillError(
+                "--prompts-from takes the prompts of a job: give no file, preset or --reasoning-gym"
+            )
+        body["prompts_from"] = {
+            key: value
+            for key, value in (
+                ("job", args.prompts_from),
+                ("min_pass_rate", args.min_pass_rate),
+                ("max_pass_rate", args.max_pass_rate),
+                ("limit", args.select_limit),
+                ("order", args.select_order),
+            )
+            if value is not None
+        }
+        return iter(())
     if args.reasoning_gym:
         if name is not None:
             raise TracemillError(f"--reasoning-gym makes its own prompts: it takes no preset (got {name!r})")
@@ -110,7 +127,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     _add_verifier_options(body, json_objects("--options", args.options or []))
     client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
     created = client.create_job({**body, "prompts": [], "start": False})
-    job_id, page, total = created["id"], [], 0
+    job_id, page, total = created["id"], [], created["num_tasks"]
     for prompt in prompts:
         page.append(prompt)
         if len(page) == PROMPT_PAGE:
@@ -180,6 +197,18 @@ def _teacher_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", help="environment variable that holds the teacher's API key")
 
 
+def _difficulty_options(submit: argparse.ArgumentParser) -> None:
+    """A probe job's role, and prompts taken from an ended job by pass rate (docs/difficulty.md)."""
+    submit.add_argument(
+        "--role", choices=["teacher", "student"], help="'student': a probe measuring pass rates per prompt"
+    )
+    submit.add_argument("--prompts-from", metavar="JOB", help="take an ended job's prompts, by pass rate")
+    for bound in ("min", "max"):
+        submit.add_argument(f"--{bound}-pass-rate", type=float, help=f"with --prompts-from: the {bound}imum")
+    submit.add_argument("--select-limit", type=int, help="with --prompts-from: at most this many prompts")
+    submit.add_argument("--select-order", choices=["hardest", "easiest"], help="which come first, limited")
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Declare this module's commands on the ``tracemill`` parser."""
     submit = sub.add_parser("submit", help="submit prompts from JSONL, Parquet or a datasets folder")
@@ -209,6 +238,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--abort-early", action="store_true", help="stream samples and stop each at its first early rejection"
     )
     submit.add_argument("--name")
+    _difficulty_options(submit)
     submit.add_argument("--system-prompt")
     submit.add_argument("--prompt-template", help="wraps each prompt; must contain {prompt}")
     submit.add_argument("--idempotency-key")

@@ -14,6 +14,7 @@ from service.database import queue
 from service.database.db import reading, utcnow, writing
 from service.database.models import Job, Shard, Task
 from service.database.queue import NewTask
+from service.database.selection import Selection
 from service.database.verdict_stats import rate, usage_by_model, verdict_stats
 from service.errors import InvalidJob, JobNotFound, JobStateConflict
 from service.responses import FailedTask, JobCreated, JobOut, JobSummary, SampleCounts, ShardOut, TaskCounts
@@ -47,8 +48,11 @@ def _insert_tasks(
     conn.execute(update(Job).where(Job.id == job_id).values(num_tasks=Job.num_tasks + len(prompts)))
 
 
-def create_job(engine: Engine, job: JobIn, owner: str | None = None) -> JobCreated:
-    """Store the job and queue one task per prompt, all or nothing; ``owner`` names its token."""
+def create_job(
+    engine: Engine, job: JobIn, owner: str | None = None, selection: Selection | None = None
+) -> JobCreated:
+    """Store the job and queue one task per prompt, all or nothing; ``owner`` names its token. With a
+    ``selection`` (of ``job.prompts_from``), its prompts are the job's and its record is kept in the spec."""
     if job.idempotency_key:
         with reading(engine) as conn:
             existing = conn.execute(
@@ -62,6 +66,9 @@ def create_job(engine: Engine, job: JobIn, owner: str | None = None) -> JobCreat
     now = utcnow()
     status = "running" if job.start else "draft"
     spec = job.spec()
+    prompts = job.prompts
+    if selection is not None:
+        spec["prompts_from"], prompts = selection.record, selection.prompts
     with writing(engine) as conn:
         conn.execute(
             insert(Job).values(
@@ -76,8 +83,8 @@ def create_job(engine: Engine, job: JobIn, owner: str | None = None) -> JobCreat
                 started_at=now if job.start else None,
             )
         )
-        _insert_tasks(conn, job_id, spec, job.prompts, "queued" if job.start else "draft")
-    return JobCreated(id=job_id, status=status, num_tasks=len(job.prompts), created=True)
+        _insert_tasks(conn, job_id, spec, prompts, "queued" if job.start else "draft")
+    return JobCreated(id=job_id, status=status, num_tasks=len(prompts), created=True)
 
 
 def job_row(conn: Connection, job_id: str) -> Any:

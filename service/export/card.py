@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from service.export.figure import FILE
 from service.responses import JobOut
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
             f"{job.spec['n']} samples per prompt; {job.tasks.total} prompts.",
             f"- Samples: {job.samples.total}, accepted {job.samples.accepted} "
             f"({(job.samples.acceptance_rate or 0):.1%}).",
+            *_selection_lines(job.spec.get("prompts_from")),
             "",
             "| verifier | accepted | rejected | acceptance |",
             "|---|---|---|---|",
@@ -102,11 +104,14 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         f"| exact duplicates removed | {report.reasoning_duplicates} | {report.general_duplicates} |",
         f"| contaminated ({options.ngram}-gram overlap with evaluation sets) removed | "
         f"{report.reasoning_contaminated} | {report.general_contaminated} |",
+        *_bounds_row(options, report),
         f"| in the dataset | {report.reasoning} | {report.general} |",
         "",
+        *_difficulty_lines(options, report),
         *_contamination_lines(report.contamination),
         "Splits: " + ", ".join(f"{split} {count}" for split, count in sorted(report.splits.items())) + ".",
-        f"Assistant turns use the `{options.template}` template; shuffled with seed {options.seed}.",
+        f"Assistant turns use the `{options.template}` template; rows {_order_text(options)}, "
+        f"seed {options.seed}.",
         "",
         "## Use",
         "",
@@ -124,12 +129,59 @@ def render_card(options: ExportOptions, report: ExportReport, job_views: list[Jo
         "",
         f"Columns: {form.columns}, `source` "
         "(`reasoning` or `general`), `job_id`, `prompt_id`, `teacher`, `verifiers` (those it passed), "
-        "`num_tokens`, `pass_rate` (accepted / sampled for its prompt: a difficulty signal), `reference` "
+        "`num_tokens`, `pass_rate` (accepted / sampled for its prompt: a difficulty signal), "
+        "`student_pass_rate` (the same for the student, where a probe job measured it), `reference` "
         "and `reference_from` (`prompt`, or `majority` where the prompt had none and its samples' "
         "majority vote gives the answer as a pseudo-reference).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _selection_lines(selection: dict[str, Any] | None) -> list[str]:
+    if not selection:
+        return []
+    return [
+        f"- Prompts: the {selection['selected']} prompts of job `{selection['job']}` (a {selection['of']} "
+        f"job) with a pass rate from {selection['min_pass_rate']:g} to {selection['max_pass_rate']:g}"
+        + (f", the {selection['order']} {selection['limit']}" if selection.get("limit") else "")
+        + "."
+    ]
+
+
+def _bounds_row(options: ExportOptions, report: ExportReport) -> list[str]:
+    if options.min_pass_rate == 0 and options.max_pass_rate == 1:
+        return []
+    return [
+        f"| {options.difficulty} pass rate outside {options.min_pass_rate:g} to {options.max_pass_rate:g} "
+        f"removed | {report.out_of_range} | |"
+    ]
+
+
+def _order_text(options: ExportOptions) -> str:
+    if options.order == "curriculum":
+        return (
+            f"ordered easy to hard by the {options.difficulty}'s pass rate (shards in that order, ties "
+            "shuffled, general rows spread through)"
+        )
+    return "shuffled"
+
+
+def _difficulty_lines(options: ExportOptions, report: ExportReport) -> list[str]:
+    """The figure (``difficulty.svg`` beside the card) and its table."""
+    if not report.difficulty:
+        return []
+    levels = sorted(report.difficulty, key=lambda k: -1.0 if k == "unknown" else float(k), reverse=True)
+    return [
+        "## Difficulty",
+        "",
+        f"![Reasoning rows by {options.difficulty} pass rate]({FILE})",
+        "",
+        f"| {options.difficulty} pass rate | reasoning rows |",
+        "|---|---|",
+        *[f"| {level} | {report.difficulty[level]} |" for level in levels],
+        "",
+    ]
 
 
 def _contamination_lines(found: dict[str, Any]) -> list[str]:

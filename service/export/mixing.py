@@ -27,57 +27,21 @@ from sqlalchemy import Engine
 
 from service.database import jobs
 from service.errors import InvalidJob
+from service.export.buckets import PLAIN_BAND, UNKNOWN_BAND, Buckets
 from service.export.decontaminate import (
     Decontaminator,
 )
+from service.export.figure import FILE as FIGURE
+from service.export.figure import difficulty_svg
 from service.export.inputs import check_inputs, eval_texts
 from service.export.options import ExportOptions, ExportReport
-from service.export.rows import MESSAGE, SCHEMA, Row, general_batches, reasoning_batches
-from service.export.selection import RowFilter, choose_samples, eligible_general, learn_templates
+from service.export.rows import MESSAGE, Row, general_batches, reasoning_batches
+from service.export.selection import RowFilter, check_jobs, choose_samples, eligible_general, learn_templates
 from service.export.soft_labels import student_tokenizer, write_soft_labels
 from service.responses import JobOut
 from service.storage.stores import ShardStore
 
 PROGRESS_EVERY = 5_000
-BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
-_BUCKET_SCHEMA = SCHEMA.append(pa.field("split", pa.string()))
-
-
-class _Buckets:
-    """Temporary files the rows are spread over at random, for a bounded-memory shuffle.
-
-    Arrow IPC streams rather than Parquet: a Parquet writer keeps every row group's metadata in memory
-    for its footer, which across tens of thousands of small row groups was tens of megabytes.
-    """
-
-    def __init__(self, folder: Path, count: int, rng: random.Random, test_size: float) -> None:
-        self.folder, self.rng, self.test_size = folder, rng, test_size
-        self.paths = [folder / f"bucket-{i:05d}.arrows" for i in range(count)]
-        self.pending: list[list[Row]] = [[] for _ in range(count)]
-        self.writers: list[pa.ipc.RecordBatchStreamWriter | None] = [None] * count
-
-    def add(self, row: Row) -> None:
-        index = self.rng.randrange(len(self.paths))
-        row["split"] = "test" if self.rng.random() < self.test_size else "train"
-        self.pending[index].append(row)
-        if len(self.pending[index]) >= BUCKET_FLUSH_ROWS:
-            self._flush(index)
-
-    def _flush(self, index: int) -> None:
-        if not self.pending[index]:
-            return
-        writer = self.writers[index] or pa.ipc.new_stream(self.paths[index], _BUCKET_SCHEMA)
-        self.writers[index] = writer
-        writer.write_table(pa.Table.from_pylist(self.pending[index], schema=_BUCKET_SCHEMA))
-        self.pending[index] = []
-
-    def close(self) -> list[Path]:
-        for index in range(len(self.paths)):
-            self._flush(index)
-            writer = self.writers[index]
-            if writer is not None:
-                writer.close()
-        return [p for p in self.paths if p.exists()]
 
 
 def as_prompt_completion(table: pa.Table) -> pa.Table:
@@ -115,6 +79,30 @@ def _finish(
             report.files.append(final.relative_to(data.parent).as_posix())
 
 
+def _in_range(batch: list[Row], options: ExportOptions, report: ExportReport) -> list[Row]:
+    """The rows whose difficulty is within the export's pass-rate bounds (all, with no bounds)."""
+    if options.min_pass_rate == 0 and options.max_pass_rate == 1:
+        return batch
+    column = options.difficulty_column
+    kept = [
+        r
+        for r in batch
+        if r[column] is not None and options.min_pass_rate <= r[column] <= options.max_pass_rate
+    ]
+    report.out_of_range += len(batch) - len(kept)
+    return kept
+
+
+def _add_reasoning(row: Row, buckets: Buckets, options: ExportOptions, report: ExportReport) -> None:
+    """A kept reasoning row into its band (by difficulty, in a curriculum), counted by difficulty."""
+    rate = row[options.difficulty_column]
+    level = "unknown" if rate is None else f"{rate:.4g}"
+    report.difficulty[level] = report.difficulty.get(level, 0) + 1
+    curriculum = options.order == "curriculum"
+    buckets.add(row, (UNKNOWN_BAND if rate is None else rate) if curriculum else PLAIN_BAND)
+    report.reasoning += 1
+
+
 def export(
     engine: Engine,
     store: ShardStore,
@@ -127,6 +115,7 @@ def export(
     if options.output.exists() and any(options.output.iterdir()):
         raise InvalidJob(f"{options.output} is not empty", field="output")
     check_inputs(options.general, options.decontaminate)
+    check_jobs(engine, options)
     job_views = [jobs.get_job(engine, job_id) for job_id in options.jobs]  # JobNotFound for a bad id
     tokenizer = (
         student_tokenizer(options.student_tokenizer, job_views) if options.student_tokenizer else None
@@ -168,29 +157,36 @@ def _write(
     work.mkdir(parents=True)
     data.mkdir()
     expected = report.kept_per_prompt + round(report.kept_per_prompt * (1 - share) / share)
-    buckets = _Buckets(work, max(1, math.ceil(expected / options.shard_rows)), rng, options.test_size)
+    buckets = Buckets(work, max(1, math.ceil(expected / options.shard_rows)), rng, options.test_size)
     rows_filter = RowFilter(decontaminator)
     kept_ids: list[int] = []
-    for batch in reasoning_batches(engine, store, options, chosen):
+    for read in reasoning_batches(engine, store, options, chosen):
+        batch = _in_range(read, options, report)
         keep, contaminated, duplicates = rows_filter.keep(batch, by_prompt=options.keep_per_prompt == 1)
         before = report.reasoning
         for row in itertools.compress(batch, keep):
-            buckets.add(row)
-            report.reasoning += 1
+            _add_reasoning(row, buckets, options, report)
             if tokenizer is not None:
                 kept_ids.append(row["sample_id"])
         report.reasoning_contaminated += contaminated
         report.reasoning_duplicates += duplicates
         if on_progress is not None and report.reasoning // PROGRESS_EVERY > before // PROGRESS_EVERY:
             on_progress(report.reasoning)
+    if report.out_of_range:
+        report.add_note(
+            f"{report.out_of_range} reasoning rows were outside the {options.difficulty} pass-rate bounds "
+            f"({options.min_pass_rate:g} to {options.max_pass_rate:g}) and were left out; "
+            f"{report.reasoning} remain."
+        )
     eligible = eligible_general(options, rows_filter, report)
     wanted = round(report.reasoning * (1 - share) / share)
     take = set(rng.sample(eligible, min(wanted, len(eligible))))
+    bands = buckets.bands() or [PLAIN_BAND]  # a curriculum has general rows all along its way
     number = 0
     for batch in general_batches(options):
         for row in batch:
             if number in take:
-                buckets.add(row)
+                buckets.add(row, rng.choice(bands))
                 report.general += 1
             number += 1
     if report.general < wanted:
@@ -218,5 +214,8 @@ def _write(
             tokenizer=tokenizer,
             folder=options.output / "soft_labels",
         )
+    if report.difficulty:
+        figure = difficulty_svg(report.difficulty, options.difficulty)
+        (options.output / FIGURE).write_text(figure, encoding="utf-8")
     (options.output / "README.md").write_text(render_card(options, report, job_views), encoding="utf-8")
     return report

@@ -29,6 +29,10 @@ class ExportOptions:
     keep_per_prompt: int = 1
     template: Literal["think", "answer_tag"] = "think"
     format: Literal["messages", "prompt-completion"] = "messages"
+    order: Literal["shuffled", "curriculum"] = "shuffled"
+    difficulty: Literal["teacher", "student"] = "teacher"
+    min_pass_rate: float = 0.0
+    max_pass_rate: float = 1.0
     seed: int = 0
     test_size: float = 0.0
     decontaminate: tuple[Path, ...] = ()
@@ -38,6 +42,11 @@ class ExportOptions:
     shard_rows: int = DEFAULT_SHARD_ROWS
     license: str = "other"
     student_tokenizer: str | None = None  # set: soft labels are exported too (soft_labels/)
+
+    @property
+    def difficulty_column(self) -> str:
+        """The row column that the curriculum and the pass-rate bounds read."""
+        return "pass_rate" if self.difficulty == "teacher" else "student_pass_rate"
 
     @classmethod
     def from_request(cls, request: ExportIn, output: Path) -> ExportOptions:
@@ -50,6 +59,10 @@ class ExportOptions:
             keep_per_prompt=request.keep_per_prompt,
             template=request.template,
             format=request.format,
+            order=request.order,
+            difficulty=request.difficulty,
+            min_pass_rate=request.min_pass_rate,
+            max_pass_rate=request.max_pass_rate,
             seed=request.seed,
             test_size=request.test_size,
             decontaminate=tuple(Path(p) for p in request.decontaminate),
@@ -78,6 +91,8 @@ class ExportReport:
     splits: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     soft_labeled: int = 0
+    out_of_range: int = 0  # reasoning rows whose difficulty fell outside the pass-rate bounds
+    difficulty: dict[str, int] = field(default_factory=dict)  # reasoning rows by pass rate ("0.25")
     note: str = ""
     contamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.report()
 

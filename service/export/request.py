@@ -28,6 +28,18 @@ class ExportIn(Strict):
         "assistant's) and `completion` (the assistant turn), TRL's conversational prompt-completion form, "
         "whose loss SFTTrainer takes on the completion only.",
     )
+    order: Literal["shuffled", "curriculum"] = Field(
+        default="shuffled",
+        description="curriculum: rows easy to hard by `difficulty` (shards in that order, ties shuffled), "
+        "general rows spread through it.",
+    )
+    difficulty: Literal["teacher", "student"] = Field(
+        default="teacher",
+        description="What the curriculum and the pass-rate bounds read: the teacher's pass rate of each "
+        "prompt, or the student's, from the probe job the teacher job took its prompts from.",
+    )
+    min_pass_rate: float = Field(default=0.0, ge=0, le=1, description="Reasoning rows below it are left out.")
+    max_pass_rate: float = Field(default=1.0, ge=0, le=1, description="Reasoning rows above it are left out.")
     seed: int = 0
     test_size: float = Field(default=0.0, ge=0, lt=1)
     decontaminate: list[str] = Field(default_factory=list)
@@ -54,6 +66,12 @@ class ExportIn(Strict):
         max_length=300,
         description="The student's tokenizer (Hub name or path); must be the jobs' teacher tokenizer.",
     )
+
+    @model_validator(mode="after")
+    def _a_range(self) -> ExportIn:
+        if self.min_pass_rate > self.max_pass_rate:
+            raise ValueError("max_pass_rate: must not be below min_pass_rate")
+        return self
 
     @model_validator(mode="after")
     def _tokenizer_for_soft_labels(self) -> ExportIn:

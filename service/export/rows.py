@@ -18,24 +18,16 @@ import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 
 from service.database.db import reading
-from service.database.models import Shard, Task
+from service.database.models import Job, Shard, Task
 from service.export.inputs import general_row
 from service.export.options import ExportOptions
 from service.sources import read_rows
 from service.storage.stores import ShardStore
 
 MAJORITY = "majority"  # the vote's verifier (verifiers/majority.py, not imported: it loads sympy)
-
-
 BATCH_ROWS = 1_024  # rows decoded into Python at once while streaming: small keeps the peak low
-
-
 Row = dict[str, Any]
-
-
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
-
-
 SCHEMA = pa.schema(
     [
         ("messages", pa.list_(MESSAGE)),
@@ -46,6 +38,7 @@ SCHEMA = pa.schema(
         ("verifiers", pa.list_(pa.string())),
         ("num_tokens", pa.int32()),
         ("pass_rate", pa.float32()),
+        ("student_pass_rate", pa.float32()),
         ("reference", pa.string()),
         ("reference_from", pa.string()),
     ]
@@ -78,6 +71,14 @@ def _pass_rates(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str,
             )
         ).all()
     return {prompt_id: accepted / sampled for prompt_id, accepted, sampled in rows}
+
+
+def student_probe(engine: Engine, job_id: str) -> str | None:
+    """The student probe job whose prompts this job took (``prompts_from`` a job of role student)."""
+    with reading(engine) as conn:
+        spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
+    source = spec.get("prompts_from") or {}
+    return str(source["job"]) if source.get("of") == "student" else None
 
 
 def _tasks(engine: Engine, job_id: str, prompt_ids: list[str]) -> dict[str, str]:
@@ -121,6 +122,7 @@ def reasoning_batches(
         "reference",
     ]
     for job_id in options.jobs:
+        probe = student_probe(engine, job_id)
         for path in shard_paths(engine, job_id):
             with store.open(path) as source:  # decoded a row group at a time, never the whole shard
                 for batch in pq.ParquetFile(source).iter_batches(BATCH_ROWS, columns=columns):
@@ -130,15 +132,17 @@ def reasoning_batches(
                         else batch.filter(pc.is_in(batch.column("sample_id"), value_set=chosen))
                     )
                     if kept.num_rows:
-                        yield _reasoning_rows(engine, job_id, kept.to_pylist(), options)
+                        yield _reasoning_rows(engine, job_id, kept.to_pylist(), options, probe)
 
 
 def _reasoning_rows(
-    engine: Engine, job_id: str, rows: list[dict[str, Any]], options: ExportOptions
+    engine: Engine, job_id: str, rows: list[dict[str, Any]], options: ExportOptions, probe: str | None
 ) -> list[Row]:
-    """Shard rows as SFT rows: the prompt's turns plus the assistant's, and where they came from."""
+    """Shard rows as SFT rows: the prompt's turns plus the assistant's, where they came from, and how
+    hard the prompt was for the teacher (and for the student, when a probe job measured it)."""
     prompt_ids = sorted({r["prompt_id"] for r in rows})
     rates = _pass_rates(engine, job_id, prompt_ids)
+    student = _pass_rates(engine, probe, prompt_ids) if probe is not None else {}
     tasks = _tasks(engine, job_id, prompt_ids) if options.decontaminate else {}
     return [
         {
@@ -157,6 +161,7 @@ def _reasoning_rows(
             "verifiers": [v["verifier"] for v in row["verdicts"]],
             "num_tokens": row["completion_tokens"],
             "pass_rate": rates.get(row["prompt_id"]),
+            "student_pass_rate": student.get(row["prompt_id"]),
             "task": tasks.get(row["prompt_id"], f"job {job_id}"),  # not a dataset column
             **reference_of(row),
         }

@@ -14,6 +14,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
+from service.database.db import reading
+from service.database.jobs import job_row
+from service.errors import InvalidJob
 from service.export.decontaminate import (
     Decontaminator,
 )
@@ -134,3 +137,24 @@ def learn_templates(
         decontaminator.learn_templates(
             (row["task"], _user_text(row["messages"])) for batch in batches for row in batch
         )
+
+
+def check_jobs(engine: Engine, options: ExportOptions) -> None:
+    """Refuse, before any work, a job that does not exist (``JobNotFound``), a student probe (its
+    samples are the student's own answers, not training data), and a student difficulty for a job
+    whose prompts no student probe measured."""
+    with reading(engine) as conn:
+        specs = [job_row(conn, job_id).spec for job_id in options.jobs]
+    for index, (job_id, spec) in enumerate(zip(options.jobs, specs, strict=True)):
+        if spec.get("role") == "student":
+            raise InvalidJob(
+                f"jobs.{index}: job {job_id} is a student probe (role student): its samples are the "
+                "student's own answers, not training data; export the teacher job that took its prompts",
+                field=f"jobs.{index}",
+            )
+        if options.difficulty == "student" and (spec.get("prompts_from") or {}).get("of") != "student":
+            raise InvalidJob(
+                f"difficulty: job {job_id} took its prompts from no student probe (prompts_from a job of "
+                "role student), so no student pass rate is known",
+                field="difficulty",
+            )
