@@ -143,3 +143,16 @@ class PassRateOut(BaseModel):
 class PassRatePage(BaseModel):
     items: list[PassRateOut]
     next_cursor: int | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class DifficultyBucket(BaseModel):
+    """A job's finished prompts whose pass rate is above ``above`` (none: from 0 itself) and at most
+    ``up_to``, and what they cost."""
+
+    above: float | None
+    up_to: float
+    prompts: int
+    samples: int
+    accepted: int
+    completion_tokens: int
+    tokens_per_accepted: float | None = Field(description="Teacher tokens per accepted sample.")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 from typing_extensions import TypedDict
 
+from service.difficulty import AdaptiveBudgetIn, PromptsFromIn
 from service.errors import UnknownVerifier
 from verifiers.base import kind_of
 from verifiers.registry import load_verifier, validate_options
@@ -222,29 +223,6 @@ class VerifierIn(Strict):
         return self
 
 
-class PromptsFromIn(Strict):
-    """A job's prompts taken from another job's results by their pass rate there: accepted samples over
-    samples of each finished prompt. From a student probe (``role: student``), e.g. the prompts the
-    student solved in at most 1 of 4 (``max_pass_rate: 0.25``)."""
-
-    job: str = Field(
-        min_length=1, max_length=64, description="The job whose prompts and pass rates are read."
-    )
-    min_pass_rate: float = Field(default=0.0, ge=0, le=1)
-    max_pass_rate: float = Field(default=1.0, ge=0, le=1)
-    limit: int | None = Field(default=None, ge=1, description="At most this many, the first in `order`.")
-    order: Literal["hardest", "easiest"] = Field(
-        default="hardest",
-        description="Which come first under `limit`: the lowest pass rates, or the highest.",
-    )
-
-    @model_validator(mode="after")
-    def _a_range(self) -> PromptsFromIn:
-        if self.min_pass_rate > self.max_pass_rate:
-            raise ValueError("max_pass_rate: must not be below min_pass_rate")
-        return self
-
-
 class JobIn(Strict):
     """A generation job. ``start: false`` creates a draft to which prompts are added in pages."""
 
@@ -260,6 +238,11 @@ class JobIn(Strict):
         default=None,
         description="Take the prompts from another job's results instead of `prompts`; the rule, the "
         "source job's role and how many were selected are stored with the job.",
+    )
+    adaptive_budget: AdaptiveBudgetIn | None = Field(
+        default=None,
+        description="A budget in samples for the whole job, spent by rounds where prompts are still "
+        "unsolved: see docs/difficulty.md. Stops each prompt at stop_after_accepted (1 unless set).",
     )
     sampling: SamplingIn = SamplingIn()
     n: int = Field(default=4, ge=1, le=MAX_SAMPLES_PER_PROMPT, description="Samples per prompt.")
@@ -323,6 +306,17 @@ class JobIn(Strict):
                         f"{field}: {reason!r} is not a reason of a sample verifier listed before "
                         f"{verifier.name!r} (listed before it: {', '.join(sorted(earlier)) or 'none'})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _rounds_within_n(self) -> JobIn:
+        if self.adaptive_budget is not None:
+            if self.adaptive_budget.first_round > self.n:
+                raise ValueError(
+                    "adaptive_budget.first_round: must not exceed n (the samples a prompt may get)"
+                )
+            if self.stop_after_accepted is None:
+                self.stop_after_accepted = 1
         return self
 
     @model_validator(mode="after")

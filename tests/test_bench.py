@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"(\w+): ((?:\w+=\S+ ?)+)")
 SMALL = {
     "abort.py": ["--prompts", "8"],
+    "budget.py": ["--prompts", "30"],
     "chaos.py": ["--runs", "1", "--prompts", "4"],
     "export.py": ["--rows", "1000"],
     "judge.py": ["--prompts", "16"],
@@ -28,11 +29,12 @@ SMALL = {
     "verifiers.py": ["--prompts", "20"],
 }
 # Run elsewhere in the suite: the fuzz by tests/e2e/test_schemathesis.py, HumanEval below;
-# synthetic.py is the benches' shared helper, not a script.
-ELSEWHERE = {"fuzz.py", "humaneval.py", "synthetic.py"}
+# synthetic.py is the benches' shared helper, and the throughput bench's parts are its own helpers.
+ELSEWHERE = {"fuzz.py", "humaneval.py", "synthetic.py", "bare_client.py", "measure.py", "regimes.py"}
 MUST_HOLD = {
     "chaos.py": {"lost": "0", "doubled": "0", "corrupt": "0", "mismatched": "0"},
     "abort.py": {"kept_same": "1"},
+    "budget.py": {"within_budget": "1"},
 }
 
 

@@ -9,9 +9,10 @@ from sqlalchemy import Engine
 
 from service.database import finishing, jobs, queue
 from service.database.finishing import NewSample
-from service.database.selection import pass_rates, select_prompts
+from service.database.selection import difficulty_buckets, pass_rates, select_prompts
+from service.difficulty import PromptsFromIn
 from service.errors import InvalidJob
-from service.schemas import JobIn, PromptsFromIn
+from service.schemas import JobIn
 from service.storage import shards
 from service.storage.stores import ShardStore
 from verifiers.base import NamedVerdict
@@ -110,3 +111,12 @@ def test_an_empty_range_and_a_running_job_are_refused(engine: Engine, tmp_path: 
     assert busy.value.field == "prompts_from.job"
     with pytest.raises(ValueError, match="max_pass_rate"):
         PromptsFromIn(job=source, min_pass_rate=0.5, max_pass_rate=0.2)
+
+
+def test_difficulty_buckets_say_what_each_band_of_prompts_cost(engine: Engine, tmp_path: Path) -> None:
+    job_id = _ended_job(engine, tmp_path)
+    buckets = {b.up_to: b for b in difficulty_buckets(engine, job_id)}
+    assert {bound: b.prompts for bound, b in buckets.items()} == {0.0: 2, 0.25: 2, 0.5: 1, 0.75: 1, 1.0: 2}
+    assert buckets[0.0].accepted == 0 and buckets[0.0].tokens_per_accepted is None
+    assert (buckets[1.0].samples, buckets[1.0].accepted, buckets[1.0].completion_tokens) == (8, 8, 24)
+    assert buckets[1.0].tokens_per_accepted == 3.0 and buckets[0.25].above == 0.0

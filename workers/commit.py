@@ -41,8 +41,15 @@ class Committer:
         self._loop: asyncio.Task[None] | None = None
         self.batches = 0
 
-    async def commit(self, task: ClaimedTask, samples: Sequence[NewSample], prompt_tokens: int) -> None:
-        """Return once the task's samples are committed.
+    async def commit(
+        self,
+        task: ClaimedTask,
+        samples: Sequence[NewSample],
+        prompt_tokens: int,
+        extra_drawn: int | None = None,
+    ) -> None:
+        """Return once the task's samples are committed (``extra_drawn``: an adaptive budget's samples
+        drawn past the first round, whose unused reservation goes back to the job).
 
         Raises:
             LeaseLost: the lease is no longer ours; nothing was written for this task.
@@ -50,7 +57,7 @@ class Committer:
         if self._loop is None or self._loop.done():
             self._loop = asyncio.create_task(self._run())
         done = asyncio.get_running_loop().create_future()
-        self._pending.append((Finished(task, samples, prompt_tokens), done))
+        self._pending.append((Finished(task, samples, prompt_tokens, extra_drawn), done))
         if len(self._pending) == 1 or not self._others_may_join():
             self._wake.set()
         await done

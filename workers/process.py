@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from service.database import queue
+from service.database import budget, queue
 from service.database.finishing import NewSample
 from service.database.prompts import conversation
 from service.database.queue import ClaimedTask
@@ -46,14 +46,18 @@ class JobPlan:
     top_logprobs: int | None = None  # soft labels: the teacher's top-k log-probabilities per token
     refused: str | None = None  # why this worker's policy forbids the job's teacher (no key was read)
     early_checks: PartialChecks | None = None  # abort_early: stream each sample past these checks
+    first_round: int | None = None  # adaptive budget: samples per round, later rounds reserved
 
     def still_wanted(self, samples: list[NewSample]) -> int:
         """How many samples to ask for next: the rest of ``n``, or with early stop only as many as
-        the accepted samples still missing (0 once there are enough)."""
+        the accepted samples still missing (0 once there are enough); with an adaptive budget, a
+        round of ``first_round`` while any are missing."""
         left = self.n - len(samples)
         if self.stop_after_accepted is None:
             return left
         missing = self.stop_after_accepted - sum(s.accepted for s in samples)
+        if missing > 0 and self.first_round is not None:
+            return min(left, self.first_round)
         return max(0, min(left, missing))
 
     def conversation(self, task: ClaimedTask) -> list[dict[str, str]]:
@@ -84,6 +88,7 @@ class JobPlan:
             top_logprobs=(spec.get("soft_labels") or {}).get("top_k"),
             refused=f"refused by this worker: {refusal.field}: {refusal.message}" if refusal else None,
             early_checks=PartialChecks.of(spec["verifiers"]) if spec.get("abort_early") else None,
+            first_round=(spec.get("adaptive_budget") or {}).get("first_round"),
         )
 
 
@@ -225,10 +230,19 @@ class TaskProcessor:
         candidates: list[Candidate] = []
         samples: list[NewSample] = []  # with the group verdicts over all drawn so far, too
         prompt_tokens = 0
+        extra: int | None = 0 if plan.first_round is not None else None  # drawn past the first round
         try:
             # One request for all n samples; with early stop, rounds asking only for the accepted
-            # samples still missing, until there are enough or n were drawn.
+            # samples still missing, until there are enough or n were drawn; with an adaptive budget,
+            # each round after the first reserved from the job's budget, until it is spent.
             while (count := plan.still_wanted(samples)) > 0:
+                if extra is not None and drawn:
+                    count = await asyncio.to_thread(
+                        budget.reserve, self.engine, task, self.owner, count, extra
+                    )
+                    if count == 0:
+                        break
+                    extra += count
                 result = await self._request(task, plan, messages, count, first_index=len(drawn))
                 new, new_candidates = await self._verified(task, plan, messages, result, len(drawn))
                 drawn, candidates = drawn + new, candidates + new_candidates
@@ -251,7 +265,7 @@ class TaskProcessor:
             return "failed"
         started = time.perf_counter()
         self._working.discard(task.id)
-        await self.committer.commit(task, samples, prompt_tokens)
+        await self.committer.commit(task, samples, prompt_tokens, extra)
         self.times.write_s += time.perf_counter() - started
         self.times.samples += len(samples)
         return "done"

@@ -12,12 +12,21 @@ from sqlalchemy import Engine
 from service.api import browse, exports
 from service.api.browse import SampleFilter
 from service.database import jobs
-from service.database.selection import PAGE_LIMIT, pass_rates, select_prompts
+from service.database.selection import PAGE_LIMIT, difficulty_buckets, pass_rates, select_prompts
 from service.errors import (
     InvalidJob,
 )
 from service.export.request import ExportIn, ExportOut
-from service.responses import JobCreated, JobOut, JobSummary, PassRatePage, SampleOut, SamplePage, ShardOut
+from service.responses import (
+    DifficultyBucket,
+    JobCreated,
+    JobOut,
+    JobSummary,
+    PassRatePage,
+    SampleOut,
+    SamplePage,
+    ShardOut,
+)
 from service.schemas import JobIn, PromptIn, PromptsIn
 from service.security import access
 from service.security.auth import principal_of
@@ -206,6 +215,13 @@ def list_pass_rates(
         cursor=cursor,
         limit=limit,
     )
+
+
+@router.get("/jobs/{job_id}/difficulty", tags=["jobs"])
+def get_difficulty(engine: EngineDep, job_id: str) -> list[DifficultyBucket]:
+    """The job's finished prompts by pass rate bucket (0, up to 0.25, 0.5, 0.75, 1), with the samples,
+    teacher tokens and tokens per accepted sample each bucket cost."""
+    return difficulty_buckets(engine, job_id)
 
 
 @router.post("/exports", status_code=status.HTTP_202_ACCEPTED, tags=["exports"])

@@ -35,6 +35,9 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
         body["n"] = args.n
     if args.abort_early:
         body["abort_early"] = True
+    if args.adaptive_budget is not None:
+        rounds = {"first_round": args.first_round} if args.first_round is not None else {}
+        body["adaptive_budget"] = {"total_samples": args.adaptive_budget, **rounds}
     if args.verifier:
         body["verifiers"] = [{"name": name} for name in args.verifier]
     for key in ("name", "role", "system_prompt", "prompt_template", "idempotency_key"):
@@ -207,6 +210,15 @@ def _difficulty_options(submit: argparse.ArgumentParser) -> None:
         submit.add_argument(f"--{bound}-pass-rate", type=float, help=f"with --prompts-from: the {bound}imum")
     submit.add_argument("--select-limit", type=int, help="with --prompts-from: at most this many prompts")
     submit.add_argument("--select-order", choices=["hardest", "easiest"], help="which come first, limited")
+    submit.add_argument(
+        "--adaptive-budget",
+        type=int,
+        metavar="SAMPLES",
+        help="the job's samples in all, spent on unsolved prompts",
+    )
+    submit.add_argument(
+        "--first-round", type=int, help="with --adaptive-budget: samples per round (default 1)"
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

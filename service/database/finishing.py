@@ -49,6 +49,7 @@ class Finished:
     task: ClaimedTask
     samples: Sequence[NewSample]
     prompt_tokens: int
+    extra_drawn: int | None = None  # adaptive budget: samples drawn beyond the first round
 
 
 def finish(
@@ -190,6 +191,28 @@ def _insert_samples(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
         return ids
 
 
+def _return_budget(conn: Connection, finished: Sequence[Finished]) -> None:
+    """Give back to each adaptive job's pool what its finished prompts reserved and did not draw."""
+    drawn = [
+        (item.extra_drawn, item.task.id, item.task.job_id)
+        for item in finished
+        if item.extra_drawn is not None
+    ]
+    if not drawn:
+        return
+    mark = placeholder(conn)
+    with driver_cursor(conn) as cursor:
+        cursor.executemany(
+            "UPDATE jobs SET extra_samples_left = extra_samples_left + COALESCE((SELECT extra_reserved FROM "
+            f"tasks WHERE id = {mark}), 0) - {mark} WHERE id = {mark}",
+            [(task_id, used, job_id) for used, task_id, job_id in drawn],
+        )
+        cursor.executemany(
+            f"UPDATE tasks SET extra_reserved = {mark} WHERE id = {mark}",
+            [(used, task_id) for used, task_id, _ in drawn],
+        )
+
+
 def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[LeaseLost | None]:
     """Commit several tasks' samples and mark them done, in one transaction (one commit, one fsync).
 
@@ -247,6 +270,7 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
         if done:
             with driver_cursor(conn) as cursor:
                 cursor.executemany(_done_sql(conn), done)
+        _return_budget(conn, [item for item in batch if (item.task.id, item.task.attempt) in held])
         if not samples:
             return outcomes
         sample_ids = _insert_samples(conn, samples)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from service.database import queue
+from service.database import budget, queue
 from service.database.db import reading, utcnow, writing
 from service.database.models import Job, Shard, Task
 from service.database.queue import NewTask
@@ -84,6 +84,8 @@ def create_job(
             )
         )
         _insert_tasks(conn, job_id, spec, prompts, "queued" if job.start else "draft")
+        if job.start:
+            budget.set_aside(conn, job_id, spec, len(prompts))
     return JobCreated(id=job_id, status=status, num_tasks=len(prompts), created=True)
 
 
@@ -118,6 +120,7 @@ def start_job(engine: Engine, job_id: str) -> None:
             raise JobStateConflict(f"job {job_id} is {job.status}; only a draft can be started")
         if job.num_tasks == 0:
             raise InvalidJob("prompts: the job has no prompts yet", field="prompts")
+        budget.set_aside(conn, job_id, job.spec, job.num_tasks)
         now = utcnow()
         conn.execute(
             update(Task)

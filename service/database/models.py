@@ -56,6 +56,8 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     owner: Mapped[str | None] = mapped_column(String(64))  # the name of the token that created it
     num_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    # An adaptive budget's samples not yet reserved by any prompt beyond its first round (null: none).
+    extra_samples_left: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -102,6 +104,8 @@ class Task(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     n_samples: Mapped[int] = mapped_column(Integer, default=0)
     n_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    # Samples this prompt reserved from its job's adaptive budget beyond its first round, by any attempt.
+    extra_reserved: Mapped[int | None] = mapped_column(Integer)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -15,9 +15,10 @@ from sqlalchemy import ColumnElement, Engine, Float, Select, cast, select
 
 from service.database.db import reading
 from service.database.models import Job, Task
+from service.difficulty import PromptsFromIn
 from service.errors import InvalidJob, JobNotFound
-from service.responses import PassRateOut, PassRatePage
-from service.schemas import PromptIn, PromptsFromIn
+from service.responses import DifficultyBucket, PassRateOut, PassRatePage
+from service.schemas import PromptIn
 
 ENDED = ("done", "cancelled")
 PAGE_LIMIT = 1_000
@@ -125,3 +126,37 @@ def pass_rates(
         for t in tasks[:limit]
     ]
     return PassRatePage(items=items, next_cursor=tasks[limit - 1].id if len(tasks) > limit else None)
+
+
+BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)  # upper bounds: a bucket holds pass rates above the last bound
+
+
+def difficulty_buckets(engine: Engine, job_id: str) -> list[DifficultyBucket]:
+    """The job's finished prompts by pass rate bucket, with what each bucket cost: the samples and
+    teacher tokens spent, and the tokens per accepted sample (where the budget went)."""
+    with reading(engine) as conn:
+        if conn.execute(select(Job.id).where(Job.id == job_id)).first() is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        rows = conn.execute(
+            _rated(job_id, 0.0, 1.0).with_only_columns(
+                Task.n_samples, Task.n_accepted, Task.completion_tokens
+            )
+        ).all()
+    totals = {bound: [0, 0, 0, 0] for bound in BUCKETS}
+    for samples, accepted, tokens in rows:
+        bound = next(b for b in BUCKETS if accepted <= b * samples)
+        for i, value in enumerate((1, samples, accepted, tokens)):
+            totals[bound][i] += value
+    low = [-1.0, *BUCKETS[:-1]]
+    return [
+        DifficultyBucket(
+            above=None if floor < 0 else floor,
+            up_to=bound,
+            prompts=prompts,
+            samples=samples,
+            accepted=accepted,
+            completion_tokens=tokens,
+            tokens_per_accepted=tokens / accepted if accepted else None,
+        )
+        for floor, (bound, (prompts, samples, accepted, tokens)) in zip(low, totals.items(), strict=True)
+    ]

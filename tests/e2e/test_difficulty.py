@@ -165,3 +165,16 @@ def _prompt_file(tmp_path: Path) -> Path:
     path = tmp_path / "prompts.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in _prompts()[:4]))
     return path
+
+
+def test_submit_spends_an_adaptive_budget_and_no_more(stack: Stack, tmp_path: Path) -> None:
+    job_id = submit(stack, str(_prompt_file(tmp_path)), "--adaptive-budget", "6").stdout.split()[0]
+    job = stack.client.get(f"/v1/jobs/{job_id}").json()
+    assert job["spec"]["adaptive_budget"] == {"total_samples": 6, "first_round": 1}
+    assert job["spec"]["stop_after_accepted"] == 1
+    assert 4 <= job["samples"]["total"] <= 6
+    buckets = stack.client.get(f"/v1/jobs/{job_id}/difficulty").json()
+    assert (
+        sum(b["prompts"] for b in buckets) == 4
+        and sum(b["samples"] for b in buckets) == job["samples"]["total"]
+    )
