@@ -113,6 +113,10 @@ class SampleOut(BaseModel):
     completion_tokens: int
     accepted: bool
     reason: str | None
+    entropy: float | None = Field(
+        default=None,
+        description="The teacher's mean token entropy (nats, top-k), where soft labels were asked for.",
+    )
     verdicts: list[VerdictOut]
 
 

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, func, select
 
+from service.api import browse
+from service.api.browse import SampleFilter
 from service.database import jobs
 from service.database.models import Sample
 from service.errors import InvalidJob
@@ -219,3 +221,37 @@ def test_top_k_out_of_range_is_refused(top_k: int) -> None:
     body = {"teacher": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "soft_labels": {"top_k": top_k}}
     with pytest.raises(ValueError, match="top_k"):
         JobIn.model_validate({**body, "prompts": [{"id": "p", "prompt": "x"}]})
+
+
+def test_mean_entropy_is_over_the_top_k_with_pads_counted_as_nothing() -> None:
+    sure = np.array([[0.0, -np.inf, -np.inf, -np.inf]], dtype=np.float32)
+    even = np.log(np.full((1, 4), 0.25, dtype=np.float32))
+    labels = SoftLabels(
+        np.zeros(2, np.int32), ["a", "b"], np.zeros((2, 4), np.int32), np.vstack([sure, even])
+    )
+    assert labels.mean_entropy() == pytest.approx(np.log(4) / 2, rel=1e-5)
+
+
+def test_samples_carry_the_teachers_entropy_to_browse_filter_and_export_by(
+    engine: Engine, standin_teacher: str, tmp_path: Path
+) -> None:
+    job_id = _soft_label_job(engine, standin_teacher)
+    samples = browse.list_samples(engine, job_id, limit=100).items
+    entropies = sorted(s.entropy for s in samples if s.entropy is not None)
+    assert len(entropies) == len(samples) == 32 and entropies[0] < entropies[-1]  # every sample has one
+    middle = entropies[len(entropies) // 2]
+    low = browse.list_samples(engine, job_id, SampleFilter(max_entropy=middle), limit=100).items
+    assert low and all(s.entropy is not None and s.entropy <= middle for s in low)
+    store = ShardStore(tmp_path / "shards")
+    shards.flush_all(engine, store, shard_rows=100)
+    out = tmp_path / "out"
+    options = ExportOptions(
+        jobs=(job_id,), output=out, reasoning_share=1.0, order="curriculum", difficulty="entropy"
+    )
+    export(engine, store, options)
+    rows = [
+        r for path in sorted((out / "data").glob("train-*.parquet")) for r in pq.read_table(path).to_pylist()
+    ]
+    bands = [round(r["entropy"], 1) for r in rows]
+    assert rows and bands == sorted(bands)  # the surest first
+    assert "ordered easy to hard by the teacher's entropy" in (out / "README.md").read_text()

@@ -87,6 +87,10 @@ def test_error_and_empty_states_are_pages(client: TestClient) -> None:
     bad = client.get(f"/ui/jobs/{job_id}/samples?status=maybe")
     assert bad.status_code == 400 and "status: must be accepted or rejected" in bad.text
     assert client.get(f"/ui/jobs/{job_id}/samples?after=x").status_code == 400
+    no_number = client.get(f"/ui/jobs/{job_id}/samples?min_entropy=high")
+    assert no_number.status_code == 400 and "min_entropy: not a number" in no_number.text
+    negative = client.get(f"/ui/jobs/{job_id}/samples?max_entropy=-1")
+    assert "max_entropy: must be from 0 to 1000" in negative.text
     assert (
         "No sample matches these filters" in client.get(f"/ui/jobs/{job_id}/samples?q=nothing-like-it").text
     )

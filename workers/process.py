@@ -340,6 +340,8 @@ class TaskProcessor:
         kept = []
         for drawn, named, choice in zip(samples, verdicts, result.choices, strict=True):
             sample = replace(drawn, verdicts=tuple(named))
+            if choice.soft_labels is not None:
+                sample = replace(sample, entropy=choice.soft_labels.mean_entropy())
             # Soft labels cost ~70 bytes a token: only samples that will be trained on pack theirs.
             if sample.accepted and choice.soft_labels is not None:
                 sample = replace(sample, soft_labels=pack(choice.soft_labels))

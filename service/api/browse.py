@@ -62,6 +62,8 @@ class SampleFilter:
     reason: str | None = None
     prompt_id: str | None = None
     q: str | None = None
+    min_entropy: float | None = None  # the teacher's mean token entropy, where soft labels were kept
+    max_entropy: float | None = None
 
     def apply(self, query: SampleQuery, job_id: str) -> SampleQuery:
         """The query narrowed to this filter's samples of the job.
@@ -93,6 +95,10 @@ class SampleFilter:
                     cast(Task.messages, Text).icontains(self.q, autoescape=True),
                 )
             )
+        if self.min_entropy is not None:
+            query = query.where(Sample.entropy >= self.min_entropy)
+        if self.max_entropy is not None:
+            query = query.where(Sample.entropy <= self.max_entropy)
         return query
 
 
@@ -154,6 +160,7 @@ def _sample_out(row: Any, verdicts: list[Any], spec: dict[str, Any]) -> SampleOu
         completion_tokens=row.completion_tokens,
         accepted=row.accepted,
         reason=row.reason,
+        entropy=row.entropy,
         verdicts=[
             VerdictOut(verifier=v.verifier, accepted=v.accepted, reason=v.reason, details=v.details)
             for v in verdicts

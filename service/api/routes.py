@@ -174,12 +174,18 @@ def list_samples(
     reason: Annotated[str | None, Query(max_length=120, description="e.g. format:unclosed_think")] = None,
     prompt_id: Annotated[str | None, Query(max_length=200)] = None,
     q: Annotated[str | None, Query(max_length=200, description="text in the prompt or completion")] = None,
+    min_entropy: Annotated[
+        float | None, Query(ge=0, le=1000, description="teacher's entropy, at least")
+    ] = None,
+    max_entropy: Annotated[
+        float | None, Query(ge=0, le=1000, description="teacher's entropy, at most")
+    ] = None,
     cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")] = None,
     before: Annotated[int | None, Query(ge=0, description="prev_cursor of the next page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> SamplePage:
     """A page of samples with their verdicts, filtered; keyset-paginated in id order."""
-    filters = SampleFilter(status=status, verifier=verifier, reason=reason, prompt_id=prompt_id, q=q)
+    filters = SampleFilter(status, verifier, reason, prompt_id, q, min_entropy, max_entropy)
     return browse.list_samples(engine, job_id, filters, after=cursor, before=before, limit=limit)
 
 

@@ -95,7 +95,8 @@ def job_page(request: Request, job_id: str, partial: Literal["live"] | None = No
     return _render(request, "_job_live.html" if partial else "job.html", context)
 
 
-FILTERS = ("status", "verifier", "reason", "prompt_id", "q")
+FILTERS = ("status", "verifier", "reason", "prompt_id", "q", "min_entropy", "max_entropy")
+BOUNDS = ("min_entropy", "max_entropy")  # numbers
 
 
 class BadFilter(ValueError):
@@ -110,7 +111,16 @@ def _filters(request: Request) -> tuple[SampleFilter, str]:
     for key, value in values.items():
         if len(value) > 200:
             raise BadFilter(f"{key}: longer than 200 characters")
-    filters = SampleFilter(**{key: value or None for key, value in values.items()})  # type: ignore[arg-type]
+    given: dict[str, object] = {key: value or None for key, value in values.items()}
+    for key in BOUNDS:
+        if values[key]:
+            try:
+                given[key] = float(values[key])
+            except ValueError:
+                raise BadFilter(f"{key}: not a number") from None
+            if not 0 <= given[key] <= 1000:  # type: ignore[operator]
+                raise BadFilter(f"{key}: must be from 0 to 1000")
+    filters = SampleFilter(**given)  # type: ignore[arg-type]
     return filters, urlencode({key: value for key, value in values.items() if value})
 
 

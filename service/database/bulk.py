@@ -69,6 +69,7 @@ _BINARY_FORMS = {
     "BIGINT": "int8",
     "INTEGER": "int4",
     "BOOLEAN": "bool",
+    "FLOAT": "float8",
     "TIMESTAMP": "timestamp",
     "BYTEA": "bytea",
     "JSON": "json",  # values arrive wrapped by the column's own bind processor (psycopg's Json)

@@ -32,6 +32,7 @@ class NewSample:
     completion_tokens: int
     verdicts: Sequence[NamedVerdict] = field(default_factory=tuple)
     soft_labels: bytes | None = None  # packed; kept for accepted samples only
+    entropy: float | None = None  # the teacher's mean token entropy, where soft labels were asked for
 
     @property
     def accepted(self) -> bool:
@@ -83,6 +84,7 @@ _SAMPLE_COLUMNS = (
     "reason",
     "created_at",
     "soft_labels",
+    "entropy",
 )
 
 
@@ -264,6 +266,7 @@ def finish_many(engine: Engine, owner: str, batch: Sequence[Finished]) -> list[L
                         s.reason,
                         now,
                         s.soft_labels if ok else None,
+                        s.entropy,
                     )
                 )
                 per_sample.append((task.job_id, ok, s.verdicts))

@@ -147,6 +147,8 @@ class Sample(Base):
     accepted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(120))  # the first rejection, for quick display
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # The teacher's mean token entropy over its top-k log-probabilities, where soft labels were asked for.
+    entropy: Mapped[float | None] = mapped_column(Float)
     # An accepted sample's soft labels (packed by service/storage/soft_labels.py) until its shard is written.
     soft_labels: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 

@@ -22,7 +22,7 @@ from service.export.rows import SCHEMA, Row
 BUCKET_FLUSH_ROWS = 128  # rows held per bucket before they are written: many buckets, little memory
 BUCKET_SCHEMA = SCHEMA.append(pa.field("split", pa.string()))
 PLAIN_BAND = 0.0
-UNKNOWN_BAND = -1.0  # rows whose difficulty is not known go last
+UNKNOWN_BAND = float("-inf")  # rows whose difficulty is not known go last
 
 
 class Buckets:

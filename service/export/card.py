@@ -161,7 +161,7 @@ def _bounds_row(options: ExportOptions, report: ExportReport) -> list[str]:
 def _order_text(options: ExportOptions) -> str:
     if options.order == "curriculum":
         return (
-            f"ordered easy to hard by the {options.difficulty}'s pass rate (shards in that order, ties "
+            f"ordered easy to hard by the {options.difficulty_label} (shards in that order, ties "
             "shuffled, general rows spread through)"
         )
     return "shuffled"
@@ -175,9 +175,9 @@ def _difficulty_lines(options: ExportOptions, report: ExportReport) -> list[str]
     return [
         "## Difficulty",
         "",
-        f"![Reasoning rows by {options.difficulty} pass rate]({FILE})",
+        f"![Reasoning rows by the {options.difficulty_label}]({FILE})",
         "",
-        f"| {options.difficulty} pass rate | reasoning rows |",
+        f"| {options.difficulty_label} | reasoning rows |",
         "|---|---|",
         *[f"| {level} | {report.difficulty[level]} |" for level in levels],
         "",

@@ -12,8 +12,8 @@ WIDTH, HEIGHT, MARGIN = 480, 200, 32
 FILE = "difficulty.svg"
 
 
-def difficulty_svg(counts: dict[str, int], measure: str) -> str:
-    """Bars of ``counts`` (rows by pass-rate label, ``unknown`` last) from pass rate 0 to 1."""
+def difficulty_svg(counts: dict[str, int], title: str) -> str:
+    """Bars of ``counts`` (rows by a difficulty's value, ``unknown`` last), lowest value first."""
     levels = sorted((k for k in counts if k != "unknown"), key=float) + (
         ["unknown"] if "unknown" in counts else []
     )
@@ -30,10 +30,9 @@ def difficulty_svg(counts: dict[str, int], measure: str) -> str:
             f'<text {middle} y="{HEIGHT - MARGIN + 14}">{escape(level)}</text>'
             f'<text {middle} y="{y - 4:.1f}">{counts[level]}</text>'
         )
-    title = f"Reasoning rows by {escape(measure)} pass rate (easy: 1, hard: 0)"
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'font-family="sans-serif" font-size="11"><text x="{MARGIN}" y="16">{title}</text>'
+        f'font-family="sans-serif" font-size="11"><text x="{MARGIN}" y="16">{escape(title)}</text>'
         + "".join(bars)
         + "</svg>\n"
     )

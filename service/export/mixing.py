@@ -95,11 +95,15 @@ def _in_range(batch: list[Row], options: ExportOptions, report: ExportReport) ->
 
 def _add_reasoning(row: Row, buckets: Buckets, options: ExportOptions, report: ExportReport) -> None:
     """A kept reasoning row into its band (by difficulty, in a curriculum), counted by difficulty."""
-    rate = row[options.difficulty_column]
-    level = "unknown" if rate is None else f"{rate:.4g}"
+    value = row[options.difficulty_column]
+    if options.difficulty == "entropy" and value is not None:
+        # Entropies banded by a tenth of a nat; bands go highest first, so the lowest (the surest)
+        # entropy goes first as the highest negative.
+        value = -round(value, 1)
+    level = "unknown" if value is None else f"{abs(value):.4g}"
     report.difficulty[level] = report.difficulty.get(level, 0) + 1
     curriculum = options.order == "curriculum"
-    buckets.add(row, (UNKNOWN_BAND if rate is None else rate) if curriculum else PLAIN_BAND)
+    buckets.add(row, (UNKNOWN_BAND if value is None else value) if curriculum else PLAIN_BAND)
     report.reasoning += 1
 
 
@@ -215,7 +219,7 @@ def _write(
             folder=options.output / "soft_labels",
         )
     if report.difficulty:
-        figure = difficulty_svg(report.difficulty, options.difficulty)
+        figure = difficulty_svg(report.difficulty, f"Reasoning rows by the {options.difficulty_label}")
         (options.output / FIGURE).write_text(figure, encoding="utf-8")
     (options.output / "README.md").write_text(render_card(options, report, job_views), encoding="utf-8")
     return report

@@ -30,7 +30,7 @@ class ExportOptions:
     template: Literal["think", "answer_tag"] = "think"
     format: Literal["messages", "prompt-completion"] = "messages"
     order: Literal["shuffled", "curriculum"] = "shuffled"
-    difficulty: Literal["teacher", "student"] = "teacher"
+    difficulty: Literal["teacher", "student", "entropy"] = "teacher"
     min_pass_rate: float = 0.0
     max_pass_rate: float = 1.0
     seed: int = 0
@@ -46,7 +46,12 @@ class ExportOptions:
     @property
     def difficulty_column(self) -> str:
         """The row column that the curriculum and the pass-rate bounds read."""
-        return "pass_rate" if self.difficulty == "teacher" else "student_pass_rate"
+        return {"teacher": "pass_rate", "student": "student_pass_rate", "entropy": "entropy"}[self.difficulty]
+
+    @property
+    def difficulty_label(self) -> str:
+        """The difficulty measure, as the card says it."""
+        return "teacher's entropy" if self.difficulty == "entropy" else f"{self.difficulty}'s pass rate"
 
     @classmethod
     def from_request(cls, request: ExportIn, output: Path) -> ExportOptions:

@@ -33,10 +33,11 @@ class ExportIn(Strict):
         description="curriculum: rows easy to hard by `difficulty` (shards in that order, ties shuffled), "
         "general rows spread through it.",
     )
-    difficulty: Literal["teacher", "student"] = Field(
+    difficulty: Literal["teacher", "student", "entropy"] = Field(
         default="teacher",
         description="What the curriculum and the pass-rate bounds read: the teacher's pass rate of each "
-        "prompt, or the student's, from the probe job the teacher job took its prompts from.",
+        "prompt, or the student's, from the probe job the teacher job took its prompts from; or the "
+        "teacher's mean token entropy of each sample (lowest first; jobs with soft labels; no bounds).",
     )
     min_pass_rate: float = Field(default=0.0, ge=0, le=1, description="Reasoning rows below it are left out.")
     max_pass_rate: float = Field(default=1.0, ge=0, le=1, description="Reasoning rows above it are left out.")
@@ -71,6 +72,8 @@ class ExportIn(Strict):
     def _a_range(self) -> ExportIn:
         if self.min_pass_rate > self.max_pass_rate:
             raise ValueError("max_pass_rate: must not be below min_pass_rate")
+        if self.difficulty == "entropy" and (self.min_pass_rate, self.max_pass_rate) != (0, 1):
+            raise ValueError("min_pass_rate: the bounds are on a pass rate, not on difficulty entropy")
         return self
 
     @model_validator(mode="after")

@@ -39,6 +39,7 @@ SCHEMA = pa.schema(
         ("num_tokens", pa.int32()),
         ("pass_rate", pa.float32()),
         ("student_pass_rate", pa.float32()),
+        ("entropy", pa.float32()),
         ("reference", pa.string()),
         ("reference_from", pa.string()),
     ]
@@ -120,12 +121,15 @@ def reasoning_batches(
         "verdicts",
         "teacher_model",
         "reference",
+        "entropy",  # not in shards written before it was kept
     ]
     for job_id in options.jobs:
         probe = student_probe(engine, job_id)
         for path in shard_paths(engine, job_id):
             with store.open(path) as source:  # decoded a row group at a time, never the whole shard
-                for batch in pq.ParquetFile(source).iter_batches(BATCH_ROWS, columns=columns):
+                shard = pq.ParquetFile(source)
+                present = [c for c in columns if c in shard.schema_arrow.names]
+                for batch in shard.iter_batches(BATCH_ROWS, columns=present):
                     kept = (
                         batch
                         if chosen is None
@@ -162,6 +166,7 @@ def _reasoning_rows(
             "num_tokens": row["completion_tokens"],
             "pass_rate": rates.get(row["prompt_id"]),
             "student_pass_rate": student.get(row["prompt_id"]),
+            "entropy": row.get("entropy"),
             "task": tasks.get(row["prompt_id"], f"job {job_id}"),  # not a dataset column
             **reference_of(row),
         }

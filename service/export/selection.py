@@ -152,6 +152,11 @@ def check_jobs(engine: Engine, options: ExportOptions) -> None:
                 "student's own answers, not training data; export the teacher job that took its prompts",
                 field=f"jobs.{index}",
             )
+        if options.difficulty == "entropy" and not spec.get("soft_labels"):
+            raise InvalidJob(
+                f"difficulty: job {job_id} asked for no soft labels, so no teacher entropy is known",
+                field="difficulty",
+            )
         if options.difficulty == "student" and (spec.get("prompts_from") or {}).get("of") != "student":
             raise InvalidJob(
                 f"difficulty: job {job_id} took its prompts from no student probe (prompts_from a job of "

@@ -44,6 +44,7 @@ SCHEMA = pa.schema(
         ("answer", pa.string()),
         ("finish_reason", pa.string()),
         ("completion_tokens", pa.int32()),
+        ("entropy", pa.float32()),
         ("accepted", pa.bool_()),
         ("reasons", pa.list_(pa.string())),
         ("verdicts", pa.list_(_VERDICT)),
@@ -67,6 +68,7 @@ _READ = {
     "answer": Sample.answer,
     "finish_reason": Sample.finish_reason,
     "completion_tokens": Sample.completion_tokens,
+    "entropy": Sample.entropy,
     "accepted": Sample.accepted,
     "created_at": Sample.created_at,
 }

@@ -49,6 +49,16 @@ class SoftLabels:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def mean_entropy(self) -> float:
+        """The teacher's mean token entropy in nats over its top-k candidates: how unsure it was of
+        this sample. A lower bound of the whole distribution's, whose tail past k is not returned."""
+        if not len(self):
+            return 0.0
+        logprobs = self.top_logprobs.astype(np.float64)
+        with np.errstate(invalid="ignore"):  # -inf pads: 0 * -inf, counted as 0
+            terms = np.where(np.isfinite(logprobs), -np.exp(logprobs) * logprobs, 0.0)
+        return float(terms.sum(axis=1).mean())
+
 
 def _token_id(token: str) -> int:
     return int(token[len(TOKEN_ID_PREFIX) :]) if token.startswith(TOKEN_ID_PREFIX) else PAD_ID

@@ -60,6 +60,7 @@ def _run_job(
     teacher: dict[str, Any],
     verifiers: list[dict[str, Any]] = RULES,
     prompts: int = PROMPTS,
+    **more: Any,
 ) -> dict[str, Any]:
     url, data_dir, env = api
     worker = spawn(["worker", "--verifier-processes", "1"], data_dir / "worker.log", env)
@@ -73,6 +74,7 @@ def _run_job(
                 "prompts": bundled_prompts()[:prompts],
                 "sampling": {"seed": 7, "max_tokens": MAX_TOKENS},
                 "verifiers": verifiers,
+                **more,
             }
         )
         deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -138,6 +140,25 @@ def test_a_judge_job_on_the_vllm_server(
     usage = {u["role"]: u for u in job["usage"]}
     if job["rejection_reasons"].get("judge:no_answer", 0) < 4 * N:
         assert usage["judge"]["completion_tokens"] > 0 and stats["tokens"] > 0
+
+
+def test_a_student_probe_on_the_vllm_server(
+    api: tuple[str, Path, dict[str, str]], vllm_server: tuple[str, int]
+) -> None:
+    """SmolLM2 as the student of a probe job: its pass rate per prompt is low (it is tiny and no
+    reasoner); the point is the path, pass rates read back and a teacher job's prompts chosen by them."""
+    student = {"base_url": vllm_server[0], "model": SERVED_NAME}
+    job = _run_job(api, student, prompts=4, role="student")
+    assert job["spec"]["role"] == "student" and job["tasks"]["done"] == 4
+    rates = httpx.get(f"{api[0]}/v1/jobs/{job['id']}/pass-rates").raise_for_status().json()["items"]
+    assert len(rates) == 4 and all(r["samples"] == N and 0 <= r["pass_rate"] <= 1 for r in rates)
+    failed = {r["prompt_id"] for r in rates if r["pass_rate"] <= 0.5}
+    body = {"teacher": student, "start": False, "prompts_from": {"job": job["id"], "max_pass_rate": 0.5}}
+    chosen = httpx.post(f"{api[0]}/v1/jobs", json=body)
+    if not failed:  # it solved every prompt at least as often as not: nothing to select
+        assert chosen.status_code == 422 and chosen.json()["errors"][0]["field"] == "prompts_from"
+        return
+    assert chosen.raise_for_status().json()["num_tasks"] == len(failed)
 
 
 def test_a_job_on_the_in_process_engine(
