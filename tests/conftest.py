@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from service.database.db import make_engine, upgrade_schema
 from service.launch.procs import free_port, spawn, stop, wait_http
 from service.schemas import JobIn
 from tests.pg import create_database, postgres_server
+from verifiers.runner import VerifierRunner
+from workers.loop import Worker
 
 _database_numbers = itertools.count()
 
@@ -77,3 +80,13 @@ def standin_teacher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url, process = start_standin(tmp_path_factory.mktemp("standin"))
     yield url
     stop([process])
+
+
+def work_until_idle(engine: Engine, max_in_flight: int = 8) -> None:
+    """One worker in this process over the queue until it is empty, with a verifier pool of one."""
+    runner = VerifierRunner(processes=1)
+    try:
+        worker = Worker(engine, runner, 30, max_attempts=2, max_in_flight=max_in_flight, exit_when_idle=True)
+        asyncio.run(worker.run())
+    finally:
+        runner.close()

@@ -3,7 +3,6 @@ reservation spent again rather than taken twice."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -18,10 +17,8 @@ from service.errors import InvalidJob, LeaseLost
 from service.launch.procs import stop
 from service.schemas import JobIn
 from service.standin.server import DEFAULT_MODEL
-from tests.conftest import start_standin
+from tests.conftest import start_standin, work_until_idle
 from verifiers.base import NamedVerdict
-from verifiers.runner import VerifierRunner
-from workers.loop import Worker
 
 PROMPTS = 30  # every third one hard
 BUDGET = 75
@@ -61,14 +58,7 @@ def _pool(engine: Engine, job_id: str) -> int | None:
 def test_the_budget_is_never_overspent_and_goes_to_the_unsolved(engine: Engine, hard_teacher: str) -> None:
     job_id = jobs.create_job(engine, JobIn.model_validate(_body(hard_teacher))).id
     assert _pool(engine, job_id) == BUDGET - PROMPTS
-    runner = VerifierRunner(processes=1)
-    try:
-        worker = Worker(
-            engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=8, exit_when_idle=True
-        )
-        asyncio.run(worker.run())
-    finally:
-        runner.close()
+    work_until_idle(engine)
     samples = browse.list_samples(engine, job_id, limit=1000).items
     drawn = len(samples)
     assert PROMPTS < drawn <= BUDGET

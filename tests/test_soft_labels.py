@@ -3,7 +3,6 @@ written beside the text shard and aligned with each sample's completion token fo
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -26,9 +25,8 @@ from service.standin.tokenizer import save_standin_tokenizer
 from service.storage import shards
 from service.storage.soft_labels import PAD_ID, SoftLabels, from_openai, pack, to_arrow, unpack
 from service.storage.stores import ShardStore
+from tests.conftest import work_until_idle
 from tests.kd import kd_loss
-from verifiers.runner import VerifierRunner
-from workers.loop import Worker
 
 TOP_K = 5
 
@@ -105,14 +103,7 @@ def _soft_label_job(engine: Engine, teacher: str, tokenizer: str = DEFAULT_MODEL
         "prompts": PROMPTS,
     }
     job_id = jobs.create_job(engine, JobIn.model_validate(body)).id
-    runner = VerifierRunner(processes=1)
-    try:
-        worker = Worker(
-            engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=8, exit_when_idle=True
-        )
-        asyncio.run(worker.run())
-    finally:
-        runner.close()
+    work_until_idle(engine)
     return job_id
 
 
