@@ -107,6 +107,9 @@ def test_probe_select_distil_and_export_by_curriculum(stack: Stack, tmp_path: Pa
         "of": "student",
         "selected": len(hard),
     }
+    page = stack.client.get(f"/ui/jobs/{teacher_id}").text
+    assert f'href="/ui/jobs/{probe_id}"' in page and "(a student job)" in page
+    assert "a student probe" in stack.client.get(f"/ui/jobs/{probe_id}").text
     teacher_rates = _pass_rates(stack.client, teacher_id)
     assert set(teacher_rates) == hard
     solved = {p for p, rate in teacher_rates.items() if rate > 0}
@@ -172,6 +175,7 @@ def test_submit_spends_an_adaptive_budget_and_no_more(stack: Stack, tmp_path: Pa
     job = stack.client.get(f"/v1/jobs/{job_id}").json()
     assert job["spec"]["adaptive_budget"] == {"total_samples": 6, "first_round": 1}
     assert job["spec"]["stop_after_accepted"] == 1
+    assert "6 samples in all, in rounds of 1" in stack.client.get(f"/ui/jobs/{job_id}").text
     assert 4 <= job["samples"]["total"] <= 6
     buckets = stack.client.get(f"/v1/jobs/{job_id}/difficulty").json()
     assert (
