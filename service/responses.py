@@ -160,3 +160,18 @@ class DifficultyBucket(BaseModel):
     accepted: int
     completion_tokens: int
     tokens_per_accepted: float | None = Field(description="Teacher tokens per accepted sample.")
+
+
+class WorkerOut(BaseModel):
+    """A worker process and its last heartbeat."""
+
+    owner: str = Field(description="The worker's identity, as the leases of its tasks name it.")
+    host: str
+    pid: int
+    gpus: int = Field(description="GPUs visible to it (CUDA_VISIBLE_DEVICES, or nvidia-smi).")
+    teachers: list[str] = Field(description="The teacher servers (or in-process engines) it talks to.")
+    in_flight: int = Field(description="Tasks it held at its last beat.")
+    started_at: datetime
+    last_seen: datetime
+    stopped_at: datetime | None
+    live: bool = Field(description="Still beating: not stopped, and its last beat recent.")

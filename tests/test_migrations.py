@@ -26,6 +26,7 @@ TABLES = {
     "shard_backlog",
     "exports",
     "verifier_costs",
+    "workers",
 }
 
 

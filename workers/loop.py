@@ -19,13 +19,15 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
-from service.database import jobs, queue
+from service.database import hosts, jobs, queue
 from service.database.db import reading
 from service.database.models import Job
 from service.database.queue import ClaimedTask
@@ -33,7 +35,7 @@ from service.errors import JobStateConflict, LeaseLost
 from service.security.teachers import TeacherPolicy
 from verifiers.runner import VerifierRunner
 from workers.commit import MAX_BATCH
-from workers.lease import heartbeat
+from workers.lease import heartbeat, visible_gpus
 from workers.process import JobPlan, PhaseTimes, TaskProcessor
 from workers.teacher import TeacherClient
 from workers.teachers import Teachers
@@ -101,16 +103,37 @@ class Worker:
     _wake: Wakeup = field(default_factory=Wakeup)  # a reply came, a task ended or stop() was called
     _swept: float = float("-inf")  # perf_counter of the last claim that swept expired leases
     _drained: float = float("-inf")  # perf_counter of the last claim that found fewer tasks than asked
+    _news: Wakeup = field(default_factory=Wakeup)  # something the next heartbeat should say at once
+    _identity: hosts.Identity = field(
+        default_factory=lambda: hosts.Identity(socket.gethostname(), os.getpid(), visible_gpus())
+    )
 
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+    def _announce(self, in_flight: int) -> Callable[[], None]:
+        """This worker's beat: where it runs, the teachers of the jobs it has served, what it holds
+        (read here, in the event loop; written by the caller's thread)."""
+        teachers = sorted(
+            {url for plan in self._plans.values() for url in _teacher_names(plan.spec["teacher"])}
+        )
+        return functools.partial(
+            hosts.beat,
+            self.engine,
+            self.owner,
+            self._identity,
+            teachers=teachers,
+            in_flight=in_flight,
+            beat_s=self.lease_seconds / 3,
+        )
 
     def _plan(self, job_id: str) -> JobPlan:
         if job_id not in self._plans:
             with reading(self.engine) as conn:
                 spec = conn.execute(select(Job.spec).where(Job.id == job_id)).scalar_one()
             self._plans[job_id] = JobPlan.from_spec(spec, self.teacher_policy)
+            self._news.set()  # the worker list shows the new job's teacher at once
         return self._plans[job_id]
 
     def _cancel(self, task_ids: set[int]) -> None:
@@ -210,7 +233,15 @@ class Worker:
                 replied=self._wake,
             )
             beat = asyncio.create_task(
-                heartbeat(self.engine, self.owner, self.lease_seconds, lambda: set(self._tasks), self._cancel)
+                heartbeat(
+                    self.engine,
+                    self.owner,
+                    self.lease_seconds,
+                    lambda: set(self._tasks),
+                    self._cancel,
+                    announce=self._announce,
+                    news=self._news,
+                )
             )
             probe = asyncio.create_task(self._resume_when_teachers_return(processor.teacher))
             try:
@@ -221,6 +252,8 @@ class Worker:
                 await self._shut_down()
                 await processor.committer.close()
                 teacher.close()
+                with contextlib.suppress(OperationalError):
+                    await asyncio.to_thread(hosts.stopped, self.engine, self.owner)
         log.info("worker %s stopped: %s", self.owner, self.stats)
         log.info("worker profile %s", json.dumps(dataclasses.asdict(self._times)))
         return self.stats
@@ -271,6 +304,13 @@ class Worker:
         if left:
             released = await asyncio.to_thread(queue.release, self.engine, self.owner, left)
             log.info("released %d unfinished tasks", released)
+
+
+def _teacher_names(teacher: dict[str, Any]) -> list[str]:
+    """A job's teacher as the worker list names it: its servers' URLs, or the engine's model."""
+    if teacher.get("kind") == "vllm-engine":
+        return [f"vllm-engine:{teacher['model']}"]
+    return list(teacher.get("base_url") or [])
 
 
 async def _all_reachable(teacher: Teachers, plan: JobPlan) -> bool:

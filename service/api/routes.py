@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from service.api import browse, exports
 from service.api.browse import SampleFilter
-from service.database import jobs
+from service.database import hosts, jobs
 from service.database.selection import PAGE_LIMIT, difficulty_buckets, pass_rates, select_prompts
 from service.errors import (
     InvalidJob,
@@ -26,6 +26,7 @@ from service.responses import (
     SampleOut,
     SamplePage,
     ShardOut,
+    WorkerOut,
 )
 from service.schemas import JobIn, PromptIn, PromptsIn
 from service.security import access
@@ -228,6 +229,15 @@ def get_difficulty(engine: EngineDep, job_id: str) -> list[DifficultyBucket]:
     """The job's finished prompts by pass rate bucket (0, up to 0.25, 0.5, 0.75, 1), with the samples,
     teacher tokens and tokens per accepted sample each bucket cost."""
     return difficulty_buckets(engine, job_id)
+
+
+@router.get("/workers", tags=["service"])
+def list_workers(
+    engine: EngineDep, job: Annotated[str | None, Query(max_length=64)] = None
+) -> list[WorkerOut]:
+    """Worker processes seen in the last day, by host, with ``live`` while their heartbeat keeps
+    coming; with ``job``, only those holding that job's tasks now."""
+    return hosts.list_workers(engine, job)
 
 
 @router.post("/exports", status_code=status.HTTP_202_ACCEPTED, tags=["exports"])

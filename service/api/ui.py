@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from service.api import browse, insights
 from service.api.browse import SampleFilter
 from service.api.render import FOLD_CHARS, bare_tex, code_css, detail_value, rich_text
-from service.database import jobs
+from service.database import hosts, jobs
 from service.errors import JobNotFound, SampleNotFound
 from service.security.auth import COOKIE, safe_next
 from service.security.tokens import TokenBook
@@ -91,6 +91,7 @@ def job_page(request: Request, job_id: str, partial: Literal["live"] | None = No
         "job": job,
         "throughput": insights.throughput(engine, job_id),
         "pass_rates": insights.pass_rates(engine, job_id),
+        "workers": hosts.list_workers(engine, job_id),
     }
     return _render(request, "_job_live.html" if partial else "job.html", context)
 

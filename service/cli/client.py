@@ -70,5 +70,10 @@ class ApiClient:
         result: list[dict[str, Any]] = self._call("GET", f"/v1/jobs/{job_id}/shards")
         return result
 
+    def workers(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"job": job_id} if job_id else {}
+        result: list[dict[str, Any]] = self._call("GET", "/v1/workers", params=params)
+        return result
+
     def close(self) -> None:
         self.http.close()

@@ -163,9 +163,13 @@ def cmd_presets(_args: argparse.Namespace, _settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from service.cli.client import ApiClient
-    from service.cli.report import follow, summary
+    from service.cli.report import follow, summary, workers_table
 
     client = ApiClient(args.api or f"http://{settings.host}:{settings.port}")
+    if args.job is None:
+        workers = client.workers()
+        print(json.dumps(workers, indent=2) if args.json else workers_table(workers))
+        return 0
     job = follow(client, args.job) if args.follow else client.job(args.job)
     print(json.dumps(job, indent=2) if args.json else summary(job, client.shards(args.job)))
     return 0
@@ -275,8 +279,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     presets = sub.add_parser("presets", help="list the dataset presets of `submit --preset`")
     presets.set_defaults(run=cmd_presets)
 
-    status = sub.add_parser("status", help="show a job")
-    status.add_argument("job")
+    status = sub.add_parser("status", help="show a job; without one, which hosts' workers are live")
+    status.add_argument("job", nargs="?")
     status.add_argument("--api")
     status.add_argument("--follow", action="store_true", help="show progress until it finishes")
     status.add_argument("--json", action="store_true")

@@ -73,3 +73,18 @@ def summary(job: dict[str, Any], shards: list[dict[str, Any]]) -> str:
         lines.append("  shards:")
         lines += [f"    {s['location']}  ({s['kind']}, {s['num_rows']} rows)" for s in shards]
     return "\n".join(lines)
+
+
+def workers_table(workers: list[dict[str, Any]]) -> str:
+    """The workers by host: live ones with their GPUs, tasks and teachers; the gone ones counted."""
+    live = [w for w in workers if w["live"]]
+    lines = [f"{len(live)} live workers on {len({w['host'] for w in live})} hosts"]
+    for w in live:
+        teachers = ", ".join(w["teachers"]) or "no job yet"
+        lines.append(
+            f"  {w['host']:<24} pid {w['pid']:<8} {w['gpus']} GPUs  {w['in_flight']:>4} tasks  {teachers}"
+        )
+    gone = len(workers) - len(live)
+    if gone:
+        lines.append(f"{gone} more seen in the last day and gone (stopped, or no heartbeat since)")
+    return "\n".join(lines)

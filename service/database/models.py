@@ -1,5 +1,5 @@
 """Tables: jobs, tasks (one per prompt), samples (one per completion), verdicts and their counts and
-costs per job, shards, the samples awaiting a shard, exports.
+costs per job, shards, the samples awaiting a shard, exports, and the workers' heartbeats.
 
 The schema is created by Alembic only (``migrations/``); ``tests/test_migrations.py`` checks that the
 migrations and these models agree.
@@ -233,6 +233,23 @@ class Export(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class WorkerHost(Base):
+    """A worker process as it last said it was: where it runs, what it has, when it last beat."""
+
+    __tablename__ = "workers"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)  # as its leases name it
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)  # the GPUs visible to it (CUDA_VISIBLE_DEVICES or nvidia-smi)
+    teachers: Mapped[list[str]] = mapped_column(JSON)  # the teacher servers it has sent requests to
+    in_flight: Mapped[int] = mapped_column(Integer)  # tasks it held at its last beat
+    beat_s: Mapped[float] = mapped_column(Float)  # how often it beats: it is live while beats keep coming
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)  # a clean stop; a killed one just ages
 
 
 metadata = Base.metadata

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -112,6 +113,15 @@ def test_submit_and_status_from_the_command_line(stack: Stack, tmp_path: Path) -
     rows = shard_rows(stack.client, job_id)
     assert sorted(r["prompt_id"] for r in rows) == sorted(f"u{i}" for i in range(12) for _ in range(2))
     assert {r["reference"] for r in rows} == {str(3 * i + 1) for i in range(12)}
+    hosts = subprocess.run(
+        [*CLI, "status", "--api", stack.api],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TRACEMILL_TOKEN": READ_TOKEN},
+    )
+    assert "1 live workers on 1 hosts" in hosts.stdout
+    assert socket.gethostname()[:24] in hosts.stdout and stack.teacher in hosts.stdout
 
 
 def test_a_plugin_scores_against_the_metadata_submit_passed(stack: Stack, tmp_path: Path) -> None:
