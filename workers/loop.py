@@ -77,6 +77,7 @@ class WorkerStats:
     failed: int = 0
     retried: int = 0
     paused: int = 0
+    released: int = 0  # given back on the way out, their teacher gone with this worker's host
     lost: int = 0
 
 
@@ -160,6 +161,8 @@ class Worker:
                 self.stats.failed += 1
             elif outcome == "paused":
                 self.stats.paused += 1
+            elif outcome == "released":
+                self.stats.released += 1
             else:
                 self.stats.retried += 1
 
@@ -214,7 +217,7 @@ class Worker:
             self._times.claims += 1
 
     async def run(self) -> WorkerStats:
-        """Work until stopped (or, with ``exit_when_idle``, until the queue is empty)."""
+        """Work until stopped (or, with ``exit_when_idle``, until no task is left to run anywhere)."""
         log.info("worker %s started (max_in_flight=%d)", self.owner, self.max_in_flight)
         # No cap on connections: the request and judge slots bound them, and a job with abort_early
         # streams each of a task's n samples on a connection of its own.
@@ -231,6 +234,7 @@ class Worker:
                 max_in_flight=self.max_in_flight,
                 times=self._times,
                 replied=self._wake,
+                stopping=lambda: self._stopping,
             )
             beat = asyncio.create_task(
                 heartbeat(
@@ -270,7 +274,8 @@ class Worker:
                 running = processor.start(task, self._plan(task.job_id))
                 running.add_done_callback(functools.partial(self._settle, task.id))
                 self._tasks[task.id] = running
-            if asked and not claimed and not self._tasks and self.exit_when_idle:
+            idle = asked and not claimed and not self._tasks and self.exit_when_idle
+            if idle and not await asyncio.to_thread(queue.outstanding, self.engine):
                 return
             # Woken by a reply or a finished task (both set ``_wake``), a stop, or the poll interval:
             # never by waiting on every task, which costs a callback per task per wake-up.

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -186,6 +187,7 @@ class TaskProcessor:
     times: PhaseTimes = field(default_factory=PhaseTimes)
     awaiting_reply: set[int] = field(default_factory=set)  # claimed tasks whose request is not answered
     replied: Wakeup = field(default_factory=Wakeup)
+    stopping: Callable[[], bool] = lambda: False  # the worker is shutting down
     _working: set[int] = field(default_factory=set)  # tasks being run, not yet committing
 
     def __post_init__(self) -> None:
@@ -251,6 +253,11 @@ class TaskProcessor:
                 if not result.choices:
                     break
         except TeacherUnavailable as exc:
+            if self.stopping():
+                # Going down with its host (a Slurm node cancelled takes its loopback teacher along):
+                # the teacher is gone for this worker only, so the task goes back for other hosts.
+                await asyncio.to_thread(queue.release, self.engine, self.owner, [task.id])
+                return "released"
             # The teacher (or a judge) is down, not this prompt: hold the job rather than spend the
             # prompt's attempts.
             said = isinstance(exc, ModelUnavailable) or exc.message.startswith("teacher unreachable")

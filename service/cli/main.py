@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from service.cli import data, jobs, servers
+from service.cli import cluster, data, jobs, servers
 from service.errors import TracemillError
 from service.settings import Settings
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rejection sampling from a reasoning teacher into SFT data for a student.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (servers, jobs, data):
+    for commands in (servers, jobs, data, cluster):
         commands.add_commands(sub)
     return parser
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 
 from service.database.bulk import Encoders, driver_cursor, insert_rows, placeholder
-from service.database.db import is_sqlite, utcnow, writing
+from service.database.db import is_sqlite, reading, utcnow, writing
 from service.database.models import Job, Task
 from service.errors import LeaseLost
 from verifiers.base import Tests
@@ -288,3 +288,14 @@ def release(engine: Engine, owner: str, task_ids: Sequence[int]) -> int:
                 not_before=utcnow(),
             )
         ).rowcount
+
+
+def outstanding(engine: Engine) -> int:
+    """Tasks still to run anywhere: queued (a retry's backoff included) or leased to some worker, on
+    this host or another. A worker told to exit when idle waits for these, so that a host that dies
+    holding leases has its tasks picked up when they expire, not left for no one."""
+    with reading(engine) as conn:
+        count = conn.execute(
+            select(func.count()).select_from(Task).where(Task.status.in_(("queued", "running")))
+        ).scalar_one()
+    return int(count)
