@@ -87,6 +87,19 @@ def _teacher_slow_to_answer(tmp_path: Path) -> Iterator[str]:
         stop([slow])
 
 
+def _stop_once_running(engine: Engine, worker: Worker, job_id: str, tasks: int) -> None:
+    """Run the worker until it holds ``tasks`` of the job, then stop it as SIGTERM would."""
+
+    async def scenario() -> None:
+        running = asyncio.create_task(worker.run())
+        while jobs.get_job(engine, job_id).tasks.running < tasks:
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await running
+
+    asyncio.run(scenario())
+
+
 def test_stopping_releases_in_flight_tasks(engine: Engine, runner: VerifierRunner, tmp_path: Path) -> None:
     with _teacher_slow_to_answer(tmp_path) as url:
         job_id = _job(engine, url, prompts=3)
@@ -94,14 +107,7 @@ def test_stopping_releases_in_flight_tasks(engine: Engine, runner: VerifierRunne
             engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=8, shutdown_grace_s=0.5
         )
 
-        async def scenario() -> None:
-            task = asyncio.create_task(worker.run())
-            while jobs.get_job(engine, job_id).tasks.running < 3:
-                await asyncio.sleep(0.1)
-            worker.stop()
-            await task
-
-        asyncio.run(scenario())
+        _stop_once_running(engine, worker, job_id, tasks=3)
     job = jobs.get_job(engine, job_id)
     assert (job.tasks.queued, job.tasks.running) == (3, 0)
 
@@ -217,15 +223,7 @@ def test_a_worker_stopping_as_its_teacher_goes_gives_the_tasks_back_and_pauses_n
     paused for the other hosts, whose teachers are fine."""
     job_id = _job(engine, f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
     worker = Worker(engine, runner, lease_seconds=30, max_attempts=2, max_in_flight=4, shutdown_grace_s=30)
-
-    async def scenario() -> None:
-        running = asyncio.create_task(worker.run())
-        while jobs.get_job(engine, job_id).tasks.running < 4:
-            await asyncio.sleep(0.05)
-        worker.stop()
-        await running
-
-    asyncio.run(scenario())
+    _stop_once_running(engine, worker, job_id, tasks=4)
     job = jobs.get_job(engine, job_id)
     assert (job.status, job.tasks.queued, job.tasks.failed) == ("running", 4, 0)
     assert (worker.stats.released, worker.stats.paused) == (4, 0)

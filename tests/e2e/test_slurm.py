@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,9 +87,9 @@ def _launch(cluster: Cluster) -> str:
     return done.stdout.split("array job ")[1].split(":")[0]
 
 
-def _until(what: str, check: object, timeout_s: float = JOB_TIMEOUT_S) -> None:
+def _until(what: str, check: Callable[[], bool], timeout_s: float = JOB_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
-    while not callable(check) or not check():
+    while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"not in {timeout_s} s: {what}")
         time.sleep(0.5)
