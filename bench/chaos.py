@@ -10,6 +10,12 @@ prompt has exactly its n samples; every shard the database records reads back wi
 no unrecorded file is left; the union of the shards equals the committed samples; and the accepted
 samples equal those of a fault-free run with the same seeds. The last line is
 ``chaos: runs=R kills=K lost=L doubled=D corrupt=C mismatched=M``.
+
+    python bench/chaos.py --hosts 3 --runs 3
+
+runs the job across hosts instead, each a network namespace with its own teacher and workers, and
+cuts, kills and partitions them (``bench/chaos_hosts.py``; needs root). Its last line is
+``chaos: hosts=H runs=R refused=F lost=L doubled=D corrupt=C``.
 """
 
 from __future__ import annotations
@@ -23,51 +29,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx
-import pyarrow.parquet as pq
-from sqlalchemy import func, select
 
+from bench import chaos_hosts
+from bench.chaos_checks import JOB_TIMEOUT_S, Accepted, Outcome, check_job, job_body, wait_done
 from service.database.db import make_engine
-from service.database.models import Job, Sample, Shard, Task
 from service.launch.procs import free_port, spawn, stop, wait_http
-from service.standin.server import DEFAULT_MODEL
+from service.storage.stores import ShardStore
 from tests.pg import create_database, postgres_server
-
-JOB_TIMEOUT_S = 300
-
-
-@dataclass
-class Outcome:
-    kills: int = 0
-    lost: int = 0
-    doubled: int = 0
-    corrupt: int = 0
-    mismatched: int = 0
-    seconds: float = 0.0
-
-
-def job_body(teacher: str, prompts: int, n: int) -> dict[str, Any]:
-    return {
-        "teacher": {"base_url": teacher, "model": DEFAULT_MODEL, "timeout_s": 2},
-        "n": n,
-        "sampling": {"seed": 2024, "max_tokens": 2048},
-        "verifiers": [{"name": "format"}, {"name": "math"}],
-        "prompts": [
-            {
-                "id": f"c{i}",
-                "prompt": f"Compute ({i} + 11) * {i % 7 + 2}.",
-                "reference": str((i + 11) * (i % 7 + 2)),
-            }
-            for i in range(prompts)
-        ],
-    }
 
 
 class Stack:
@@ -115,53 +88,6 @@ class Stack:
         stop([*self.workers, self.api])
 
 
-def wait_done(engine: Any, job_id: str, deadline: float, on_tick: Any = None) -> None:
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            status = conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one()
-        if status == "done":
-            return
-        if on_tick is not None:
-            on_tick()
-        time.sleep(0.1)
-    raise TimeoutError(f"job {job_id} did not finish in {JOB_TIMEOUT_S} s")
-
-
-def accepted_samples(
-    engine: Any, root: Path, job_id: str
-) -> tuple[set[tuple[str, int, str]], Outcome, set[int]]:
-    """What the shards hold, checked against the database."""
-    outcome = Outcome()
-    with engine.connect() as conn:
-        shards = conn.execute(select(Shard.path, Shard.num_rows).where(Shard.job_id == job_id)).all()
-        committed = set(conn.execute(select(Sample.id).where(Sample.job_id == job_id)).scalars())
-    seen: Counter[int] = Counter()
-    accepted = set()
-    for path, rows in shards:
-        try:
-            table = pq.read_table(root / "shards" / path)
-        except Exception:  # an unreadable shard is exactly what this script counts
-            outcome.corrupt += 1
-            continue
-        if table.num_rows != rows:
-            outcome.corrupt += 1
-        for row in table.select(
-            ["sample_id", "prompt_id", "sample_index", "completion", "accepted"]
-        ).to_pylist():
-            seen[row["sample_id"]] += 1
-            if row["accepted"]:
-                accepted.add((row["prompt_id"], row["sample_index"], row["completion"]))
-    recorded = {p for p, _ in shards}
-    outcome.corrupt += sum(
-        1
-        for f in (root / "shards").rglob("*")
-        if f.is_file() and f.relative_to(root / "shards").as_posix() not in recorded
-    )
-    outcome.doubled += sum(count - 1 for count in seen.values())
-    outcome.lost += len(committed - set(seen))
-    return accepted, outcome, committed
-
-
 def run_once(
     pg_base: str,
     teacher: str,
@@ -169,8 +95,8 @@ def run_once(
     args: argparse.Namespace,
     *,
     rng: random.Random | None,
-    reference: set[tuple[str, int, str]] | None,
-) -> tuple[Outcome, set[tuple[str, int, str]]]:
+    reference: Accepted | None,
+) -> tuple[Outcome, Accepted]:
     url = create_database(pg_base, name)
     root = Path(tempfile.mkdtemp(prefix=f"tracemill-chaos-{name}-"))
     stack = Stack(root, url, args.workers)
@@ -202,16 +128,7 @@ def run_once(
             stack.kill_api()
             kills += 1
         seconds = time.monotonic() - start
-        with engine.connect() as conn:
-            per_task = conn.execute(
-                select(Task.prompt_id, func.count(Sample.id))
-                .outerjoin(Sample, Sample.task_id == Task.id)
-                .where(Task.job_id == job_id)
-                .group_by(Task.prompt_id)
-            ).all()
-        accepted, outcome, _ = accepted_samples(engine, root, job_id)
-        outcome.lost += sum(max(0, args.n - count) for _, count in per_task) + (args.prompts - len(per_task))
-        outcome.doubled += sum(max(0, count - args.n) for _, count in per_task)
+        accepted, outcome = check_job(engine, ShardStore(root / "shards"), job_id, args.prompts, args.n)
         if reference is not None:
             outcome.mismatched = len(accepted ^ reference)
         outcome.kills, outcome.seconds = kills, seconds
@@ -230,7 +147,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=4)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--hosts", type=int, default=0, help="hosts in network namespaces (at least 3)")
     args = parser.parse_args()
+    if args.hosts:
+        chaos_hosts.main(args)
+        return
     rng = random.Random(args.seed)
     total = Outcome()
     with tempfile.TemporaryDirectory(prefix="tracemill-chaos-") as tmp, postgres_server() as pg_base:

@@ -12,6 +12,7 @@ from service.database import queue
 from service.database.db import reading
 from service.database.finishing import NewSample
 from service.database.models import Task
+from service.errors import LeaseLost
 from tests.conftest import simple_job
 from workers import commit
 from workers.commit import LINGER_S, Committer
@@ -86,3 +87,26 @@ def test_a_batch_whose_others_never_come_goes_after_the_linger(
 
     assert asyncio.run(scenario()) >= 0.3
     assert _done(engine) == 1
+
+
+def test_a_late_commit_is_refused_by_the_fence_and_logged(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    simple_job(engine, 2)
+    kept, taken = queue.claim(engine, "w1", 2, LEASE, max_attempts=3)
+    queue.release(engine, "w1", [taken.id])  # as when the lease expired and the queue took it back
+
+    async def scenario() -> list[BaseException | None]:
+        committer = Committer(engine, "w1", lambda: 0)
+        outcomes = await asyncio.gather(
+            committer.commit(kept, _sample(), 1),
+            committer.commit(taken, _sample(), 1),
+            return_exceptions=True,
+        )
+        await committer.close()
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[0] is None and isinstance(outcomes[1], LeaseLost)
+    assert _done(engine) == 1
+    assert "the fence refused the commit of 1 of 2 tasks" in caplog.text

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
@@ -28,6 +29,8 @@ from workers.wakeup import Wakeup
 
 MAX_BATCH = 256
 LINGER_S = 3.0
+
+log = logging.getLogger(__name__)
 
 
 class Committer:
@@ -97,6 +100,11 @@ class Committer:
                     done.set_exception(exc)
             return
         self.batches += 1
+        refused = sum(lost is not None for lost in outcomes)
+        if refused:  # a late commit (a worker cut off past its leases): the tasks ran again elsewhere
+            log.warning(
+                "the fence refused the commit of %d of %d tasks: their leases were lost", refused, len(batch)
+            )
         for (_, done), lost in zip(batch, outcomes, strict=True):
             if done.done():  # its task was cancelled meanwhile; the commit stands
                 continue

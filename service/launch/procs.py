@@ -24,12 +24,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Run ``python -m service.cli.main ARGS`` with its output in ``log_path``."""
+def spawn(
+    args: Sequence[str], log_path: Path, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """Run ``python -m service.cli.main ARGS`` with its output in ``log_path``; ``prefix`` is a command
+    that runs it elsewhere (``nsenter`` into a test host's network namespace)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", *args],
+            [*prefix, sys.executable, "-m", "service.cli", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

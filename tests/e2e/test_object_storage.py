@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from moto import server as moto_server
 
 from service.launch.procs import free_port, spawn, stop, wait_http
 from service.standin.server import DEFAULT_MODEL
 from tests.conftest import start_standin
+from tests.object_store import s3_client, s3_server
 
 BUCKET = "tracemill-shards"
 PROMPTS = 8
@@ -26,30 +25,8 @@ TIMEOUT_S = 120
 @pytest.fixture
 def object_store() -> Iterator[dict[str, str]]:
     """An S3 server on 127.0.0.1 with one bucket; the environment that points boto at it."""
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "tracemill-test",
-        "AWS_SECRET_ACCESS_KEY": "tracemill-test-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    try:
-        _s3(env).create_bucket(Bucket=BUCKET)
+    with s3_server(BUCKET) as env:
         yield env
-    finally:
-        server.stop()
-
-
-def _s3(env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
 
 
 def _wait(client: httpx.Client, path: str, done: str, field: str = "status") -> dict[str, Any]:
@@ -95,7 +72,7 @@ def test_shards_go_to_an_s3_bucket_and_the_export_reads_them_there(
             assert sum(s["num_rows"] for s in shards) == job["samples"]["total"] == PROMPTS * 2
 
             # Every shard is an object in the bucket, of the size the database recorded; nothing else is.
-            listed = _s3(object_store).list_objects_v2(Bucket=BUCKET)["Contents"]
+            listed = s3_client(object_store).list_objects_v2(Bucket=BUCKET)["Contents"]
             objects = {o["Key"]: o["Size"] for o in listed}
             assert objects == {f"shards/{s['path']}": s["num_bytes"] for s in shards}
 
