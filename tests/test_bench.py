@@ -28,9 +28,19 @@ SMALL = {
     "ui.py": ["--samples", "500", "--database", "sqlite"],
     "verifiers.py": ["--prompts", "20"],
 }
-# Run elsewhere in the suite: the fuzz by tests/e2e/test_schemathesis.py, HumanEval below;
-# synthetic.py is the benches' shared helper, and the throughput bench's parts are its own helpers.
-ELSEWHERE = {"fuzz.py", "humaneval.py", "synthetic.py", "bare_client.py", "measure.py", "regimes.py"}
+# Run elsewhere in the suite: the fuzz by tests/e2e/test_schemathesis.py, chaos across hosts by
+# tests/e2e/test_chaos.py, HumanEval below; synthetic.py is the benches' shared helper, and the
+# throughput and chaos benches' parts are their own helpers.
+ELSEWHERE = {
+    "fuzz.py",
+    "humaneval.py",
+    "synthetic.py",
+    "bare_client.py",
+    "measure.py",
+    "regimes.py",
+    "chaos_checks.py",
+    "chaos_hosts.py",
+}
 MUST_HOLD = {
     "chaos.py": {"lost": "0", "doubled": "0", "corrupt": "0", "mismatched": "0"},
     "abort.py": {"kept_same": "1"},
